@@ -1,0 +1,59 @@
+//! Command-line interface. Subcommands of other crates (policy, audit,
+//! alerts) are defined there and only mounted here.
+
+use crate::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "sensor", version, about = "eBPF security and observability agent")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load the kernel probes and stream enriched events.
+    Run(RunArgs),
+    /// Report what this kernel offers and which mechanism each capability uses.
+    Probe {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct RunArgs {
+    /// TOML configuration file (every key optional; unknown keys are errors).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Write events as JSON lines to PATH, or "-" for stdout, or "none".
+    #[arg(long, value_name = "PATH|-")]
+    pub events_out: Option<String>,
+    /// Host name reported in events.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Event types to report (comma-separated), e.g. exec,open,connect.
+    #[arg(long, value_delimiter = ',')]
+    pub events: Option<Vec<String>>,
+    /// Exit after this many seconds (for tests and benchmarks).
+    #[arg(long, hide = true)]
+    pub duration_secs: Option<u64>,
+}
+
+impl RunArgs {
+    /// Flags override the file.
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(v) = &self.events_out {
+            cfg.events_out = Some(v.clone());
+        }
+        if let Some(v) = &self.host {
+            cfg.host = Some(v.clone());
+        }
+        if let Some(v) = &self.events {
+            cfg.kernel.events = v.clone();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Enrichment: kernel records + what the sensor knows about processes ->
+//! events with full process context (exe, args, lineage, container).
+
+pub mod container;
+pub mod dns;
+pub mod proctable;
+
+use crate::decode::{Body, Record};
+use crate::event::Event;
+use proctable::ProcTable;
+use sensor_bpf::wire::TYPE_NAMES;
+use std::sync::Arc;
+
+/// Converts kernel boot-time stamps into wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// realtime - boottime, in ns.
+    offset_ns: i128,
+}
+
+fn clock_ns(id: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes a timespec we own.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Clock { offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME) }
+    }
+
+    pub fn wall_ns(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i128 + self.offset_ns).max(0) as u64
+    }
+}
+
+pub struct Enricher {
+    pub table: ProcTable,
+    host: Arc<str>,
+    clock: Clock,
+    seq: u64,
+}
+
+impl Enricher {
+    pub fn new(table: ProcTable, host: &str) -> Self {
+        Enricher { table, host: Arc::from(host), clock: Clock::now(), seq: 0 }
+    }
+
+    /// Re-reads the clock offset (NTP steps the wall clock; boot time does not move).
+    pub fn resync_clock(&mut self) {
+        self.clock = Clock::now();
+    }
+
+    pub fn enrich(&mut self, rec: Record) -> Event {
+        let kind = TYPE_NAMES.get(rec.hdr.ty as usize).copied().unwrap_or("unknown");
+        let process = match &rec.body {
+            Body::Exec(x) => self.table.on_exec(&rec.hdr, x),
+            Body::Fork { child_pid, child_start_time } => {
+                let parent = self.table.lookup(&rec.hdr);
+                self.table.on_fork(&rec.hdr, *child_pid, *child_start_time);
+                parent
+            }
+            Body::Exit { .. } => {
+                let p = self.table.lookup(&rec.hdr);
+                self.table.on_exit(rec.hdr.pid);
+                p
+            }
+            _ => self.table.lookup(&rec.hdr),
+        };
+        let dns = match &rec.body {
+            Body::Dns(d) => dns::parse(&d.payload).ok(),
+            _ => None,
+        };
+        self.seq += 1;
+        Event {
+            ts_ns: self.clock.wall_ns(rec.hdr.ts_boot_ns),
+            seq: self.seq,
+            kind,
+            host: self.host.clone(),
+            hdr: rec.hdr,
+            process,
+            body: rec.body,
+            dns,
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The enriched event: what `--events-out`, the policy engine, the audit
+//! trail and the alert sinks all see. Its JSON form is the sensor's public
+//! schema (documented in README.md); change it only by adding fields.
+
+use crate::decode::{self, Body, Header};
+use crate::enrich::dns::DnsMessage;
+use crate::enrich::proctable::ProcInfo;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Wall-clock time, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// Position in this run's stream (starts at 1).
+    pub seq: u64,
+    pub kind: &'static str,
+    pub host: Arc<str>,
+    pub hdr: Header,
+    pub process: Arc<ProcInfo>,
+    pub body: Body,
+    /// Parsed DNS message, for `dns` events.
+    pub dns: Option<DnsMessage>,
+}
+
+/// RFC 3339 with nanoseconds, UTC.
+pub fn format_ts(ts_ns: u64) -> String {
+    let secs = (ts_ns / 1_000_000_000) as i64;
+    let nanos = (ts_ns % 1_000_000_000) as u32;
+    match chrono::DateTime::from_timestamp(secs, nanos) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
+        None => "1970-01-01T00:00:00.000000000Z".into(),
+    }
+}
+
+struct ProcessView<'a>(&'a Event);
+
+impl Serialize for ProcessView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let p = &e.process;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("pid", &e.hdr.pid)?;
+        m.serialize_entry("tid", &e.hdr.tid)?;
+        // the kernel's ppid is current; the table's may predate a reparent
+        m.serialize_entry("ppid", &e.hdr.ppid)?;
+        m.serialize_entry("uid", &e.hdr.uid)?;
+        m.serialize_entry("euid", &p.euid.unwrap_or(e.hdr.uid))?;
+        m.serialize_entry("gid", &e.hdr.gid)?;
+        m.serialize_entry("egid", &p.egid.unwrap_or(e.hdr.gid))?;
+        m.serialize_entry("comm", &e.hdr.comm)?;
+        m.serialize_entry("exe", &*p.exe)?;
+        m.serialize_entry("args", &*p.args)?;
+        if p.args_truncated {
+            m.serialize_entry("args_truncated", &true)?;
+        }
+        m.serialize_entry("cwd", &*p.cwd)?;
+        m.serialize_entry("container_id", &p.container_id.as_deref())?;
+        if let Some(unit) = &p.systemd_unit {
+            m.serialize_entry("systemd_unit", &**unit)?;
+        }
+        m.serialize_entry("cgroup_id", &e.hdr.cgroup_id)?;
+        m.serialize_entry("start_time_ns", &e.hdr.start_time)?;
+        let lineage: Vec<&str> = p.lineage.iter().map(|s| &**s).collect();
+        m.serialize_entry("lineage", &lineage)?;
+        m.end()
+    }
+}
+
+fn errno_name(e: i64) -> Option<&'static str> {
+    Some(match -e {
+        1 => "EPERM",
+        2 => "ENOENT",
+        5 => "EIO",
+        9 => "EBADF",
+        13 => "EACCES",
+        17 => "EEXIST",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        36 => "ENAMETOOLONG",
+        39 => "ENOTEMPTY",
+        40 => "ELOOP",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        101 => "ENETUNREACH",
+        _ => return None,
+    })
+}
+
+struct FileView<'a>(&'a Event, &'a decode::File);
+
+impl Serialize for FileView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (e, f) = (self.0, self.1);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("path", &f.path)?;
+        if let Some(raw) = &f.raw_path {
+            m.serialize_entry("raw_path", raw)?;
+        }
+        match e.kind {
+            "open" => {
+                m.serialize_entry("flags", &decode::open_flag_names(f.flags))?;
+                m.serialize_entry("flags_raw", &f.flags)?;
+                m.serialize_entry("mode", &f.mode)?;
+            }
+            "chmod" => m.serialize_entry("mode", &f.mode)?,
+            "unlink" => m.serialize_entry("dir", &(f.flags & libc::AT_REMOVEDIR as u32 != 0))?,
+            "rename" | "link" => {
+                m.serialize_entry("new_path", &f.new_path)?;
+                m.serialize_entry("flags_raw", &f.flags)?;
+            }
+            "symlink" => {
+                m.serialize_entry("target", &f.path)?;
+                m.serialize_entry("new_path", &f.new_path)?;
+            }
+            _ => {}
+        }
+        m.serialize_entry("result", &f.result)?;
+        m.serialize_entry("success", &(f.result >= 0))?;
+        if f.result < 0 {
+            m.serialize_entry("error", &errno_name(f.result))?;
+        }
+        m.serialize_entry("resolved", &f.resolved)?;
+        if f.truncated {
+            m.serialize_entry("truncated", &true)?;
+        }
+        m.end()
+    }
+}
+
+fn family_name(f: u16) -> &'static str {
+    if f == libc::AF_INET6 as u16 { "ipv6" } else { "ipv4" }
+}
+
+struct NetView<'a>(&'a Event, &'a decode::Net);
+
+impl Serialize for NetView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (e, n) = (self.0, self.1);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("proto", "tcp")?;
+        m.serialize_entry("family", family_name(n.family))?;
+        m.serialize_entry("saddr", &n.saddr.to_string())?;
+        m.serialize_entry("sport", &n.sport)?;
+        m.serialize_entry("daddr", &n.daddr.to_string())?;
+        m.serialize_entry("dport", &n.dport)?;
+        let direction = match n.direction {
+            sensor_bpf::wire::NET_DIR_OUTBOUND => Some("outbound"),
+            sensor_bpf::wire::NET_DIR_INBOUND => Some("inbound"),
+            _ => None,
+        };
+        m.serialize_entry("direction", &direction)?;
+        m.serialize_entry("sock_id", &n.sock_id)?;
+        match e.kind {
+            "connect" => {
+                m.serialize_entry("latency_ns", &n.latency_ns)?;
+                m.serialize_entry("success", &(n.error == 0))?;
+                if n.error != 0 {
+                    m.serialize_entry("error", &errno_name(n.error as i64))?;
+                }
+            }
+            "close" => {
+                m.serialize_entry("duration_ns", &n.duration_ns)?;
+                m.serialize_entry("bytes_sent", &n.bytes_sent)?;
+                m.serialize_entry("bytes_received", &n.bytes_received)?;
+                m.serialize_entry("srtt_us", &n.srtt_us)?;
+                m.serialize_entry("retransmits", &n.retransmits)?;
+            }
+            _ => {}
+        }
+        m.end()
+    }
+}
+
+struct DnsNetView<'a>(&'a decode::Dns);
+
+impl Serialize for DnsNetView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("proto", "udp")?;
+        m.serialize_entry("family", family_name(d.family))?;
+        m.serialize_entry("saddr", &d.saddr.to_string())?;
+        m.serialize_entry("sport", &d.sport)?;
+        m.serialize_entry("daddr", &d.daddr.to_string())?;
+        m.serialize_entry("dport", &d.dport)?;
+        let dir = if d.direction == sensor_bpf::wire::DNS_DIR_SEND { "send" } else { "receive" };
+        m.serialize_entry("direction", dir)?;
+        m.serialize_entry("bytes", &d.total_len)?;
+        m.end()
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ts", &format_ts(self.ts_ns))?;
+        m.serialize_entry("seq", &self.seq)?;
+        m.serialize_entry("host", &*self.host)?;
+        m.serialize_entry("type", self.kind)?;
+        m.serialize_entry("process", &ProcessView(self))?;
+        match &self.body {
+            Body::Exec(x) => {
+                #[derive(serde::Serialize)]
+                struct ExecView<'a> {
+                    filename: &'a str,
+                    argc: u32,
+                    args_truncated: bool,
+                }
+                m.serialize_entry(
+                    "exec",
+                    &ExecView { filename: &x.filename, argc: x.argc, args_truncated: x.args_truncated },
+                )?;
+            }
+            Body::Fork { child_pid, .. } => {
+                m.serialize_entry("fork", &serde_json::json!({ "child_pid": child_pid }))?;
+            }
+            Body::Exit { exit_code } => {
+                let sig = exit_code & 0x7f;
+                m.serialize_entry(
+                    "exit",
+                    &serde_json::json!({
+                        "code": (exit_code >> 8) & 0xff,
+                        "signal": if sig != 0 { Some(sig) } else { None },
+                        "core_dumped": exit_code & 0x80 != 0,
+                    }),
+                )?;
+            }
+            Body::File(f) => m.serialize_entry("file", &FileView(self, f))?,
+            Body::Net(n) => m.serialize_entry("net", &NetView(self, n))?,
+            Body::Dns(d) => {
+                m.serialize_entry("net", &DnsNetView(d))?;
+                m.serialize_entry("dns", &self.dns)?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_with_nanoseconds() {
+        assert_eq!(format_ts(1_764_090_281_123_456_789), "2025-11-25T17:04:41.123456789Z");
+        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,292 @@
+//! Loading the BPF objects, attaching their programs, configuring the
+//! in-kernel filters, and reading the per-type lost counters.
+//!
+//! One `Ebpf` per hook family (process, file, net): each has its own ring
+//! buffer, so one family's storm cannot crowd out another's events. Dropping
+//! `Kernel` detaches every program.
+
+pub mod mounts;
+pub mod probe;
+pub mod reader;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, ProgramError, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use sensor_bpf::wire;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("the sensor must run as root (effective uid is {0}): loading eBPF programs needs CAP_BPF and CAP_PERFMON")]
+    NotRoot(u32),
+    #[error(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing or unreadable: {0}); the sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf(String),
+    #[error("cannot load BPF object {object}: {message}")]
+    Object { object: &'static str, message: String },
+    #[error("the verifier rejected program {program} (object {object}): {reason}\nverifier's last lines:\n{log}")]
+    Verifier { object: &'static str, program: String, reason: String, log: String },
+    #[error("cannot attach program {program} (object {object}) to {target}: {message}")]
+    Attach { object: &'static str, program: String, target: String, message: String },
+    #[error("cannot configure map {map}: {message}")]
+    Map { map: &'static str, message: String },
+    #[error("{0}")]
+    Mount(String),
+}
+
+/// Everything the loader needs to know, already validated.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    pub self_tgid: u32,
+    pub enabled_mask: u64,
+    pub wakeup_bytes: u64,
+    pub ring_bytes: [u32; 3],
+    pub ignore_prefixes: Vec<String>,
+    pub watch_prefixes: Vec<String>,
+    pub watch_only: bool,
+}
+
+/// One loaded object and the programs in it.
+pub struct Loaded {
+    pub name: &'static str,
+    pub ebpf: Ebpf,
+    pub attached: Vec<String>,
+    /// Programs whose hook this kernel does not have (e.g. an optional syscall).
+    pub skipped: Vec<(String, String)>,
+}
+
+pub struct Kernel {
+    pub objects: Vec<Loaded>,
+}
+
+/// Where a program attaches, from its name (see the .bpf.c files).
+fn attach_target(prog_name: &str) -> Option<(&'static str, String)> {
+    if let Some(sc) = prog_name.strip_prefix("enter_") {
+        return Some(("tracepoint", format!("syscalls/sys_enter_{sc}")));
+    }
+    if let Some(sc) = prog_name.strip_prefix("exit_") {
+        return Some(("tracepoint", format!("syscalls/sys_exit_{sc}")));
+    }
+    let tp = match prog_name {
+        "handle_exec" => "sched_process_exec",
+        "handle_fork" => "sched_process_fork",
+        "handle_exit" => "sched_process_exit",
+        "handle_set_state" => "inet_sock_set_state",
+        _ => return None,
+    };
+    Some(("tp_btf", tp.to_string()))
+}
+
+/// The last lines of a verifier log: the reason is at the end.
+pub fn log_tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn program_error(object: &'static str, program: &str, e: ProgramError) -> KernelError {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => KernelError::Verifier {
+            object,
+            program: program.to_string(),
+            reason: io_error.to_string(),
+            log: log_tail(&verifier_log.to_string(), 12),
+        },
+        other => KernelError::Verifier {
+            object,
+            program: program.to_string(),
+            reason: other.to_string(),
+            log: String::new(),
+        },
+    }
+}
+
+fn tracepoint_exists(category_and_name: &str) -> bool {
+    ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
+        .iter()
+        .any(|root| Path::new(root).join(category_and_name).exists())
+}
+
+pub fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().map(|n| n as u32).unwrap_or(256).max(1)
+}
+
+pub fn check_privileges() -> Result<Btf, KernelError> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        return Err(KernelError::NotRoot(euid));
+    }
+    Btf::from_sys_fs().map_err(|e| KernelError::NoBtf(e.to_string()))
+}
+
+impl Kernel {
+    /// Loads and attaches every hook family. Fails with the program's name and
+    /// the verifier's reason when the kernel rejects one.
+    pub fn load(opts: &KernelOptions) -> Result<Kernel, KernelError> {
+        let btf = check_privileges()?;
+        mounts::ensure_mounted().map_err(KernelError::Mount)?;
+        raise_memlock();
+        let cpus = possible_cpus();
+        let mut objects = Vec::new();
+        for (i, obj) in sensor_bpf::all().into_iter().enumerate() {
+            let mut loader = EbpfLoader::new();
+            loader
+                .btf(Some(&btf))
+                .override_global("self_tgid", &opts.self_tgid, true)
+                .override_global("enabled_types", &opts.enabled_mask, true)
+                .override_global("wakeup_bytes", &opts.wakeup_bytes, true)
+                .map_max_entries("events", opts.ring_bytes[i])
+                .map_max_entries("scratch_map", cpus);
+            let watch_only: u32 = opts.watch_only.into();
+            if obj.name == "file" {
+                loader.override_global("watch_only", &watch_only, true);
+            }
+            let mut ebpf =
+                loader.load(obj.bytes).map_err(|e| KernelError::Object { object: obj.name, message: e.to_string() })?;
+            if obj.name == "file" {
+                configure_path_filter(&mut ebpf, opts)?;
+            }
+            let (attached, skipped) = attach_all(obj.name, &mut ebpf, &btf)?;
+            objects.push(Loaded { name: obj.name, ebpf, attached, skipped });
+        }
+        Ok(Kernel { objects })
+    }
+
+    /// Takes the ring buffers out (for the reader thread).
+    pub fn take_rings(&mut self) -> Result<Vec<(&'static str, RingBuf<MapData>)>, KernelError> {
+        let mut rings = Vec::new();
+        for o in &mut self.objects {
+            let map = o.ebpf.take_map("events").ok_or(KernelError::Map { map: "events", message: "missing".into() })?;
+            let ring =
+                RingBuf::try_from(map).map_err(|e| KernelError::Map { map: "events", message: e.to_string() })?;
+            rings.push((o.name, ring));
+        }
+        Ok(rings)
+    }
+
+    /// Records the kernel could not queue, per event type, summed over objects and CPUs.
+    pub fn lost_counts(&self) -> [u64; wire::EV_TYPE_MAX as usize] {
+        let mut out = [0u64; wire::EV_TYPE_MAX as usize];
+        for o in &self.objects {
+            let Some(map) = o.ebpf.map("lost") else { continue };
+            let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else { continue };
+            for (t, slot) in out.iter_mut().enumerate() {
+                if let Ok(vals) = arr.get(&(t as u32), 0) {
+                    *slot += vals.iter().sum::<u64>();
+                }
+            }
+        }
+        out
+    }
+
+    pub fn attached_count(&self) -> usize {
+        self.objects.iter().map(|o| o.attached.len()).sum()
+    }
+
+    pub fn skipped(&self) -> Vec<(String, String)> {
+        self.objects.iter().flat_map(|o| o.skipped.iter().cloned()).collect()
+    }
+}
+
+/// Programs attached, and programs skipped with the reason.
+type AttachOutcome = (Vec<String>, Vec<(String, String)>);
+
+fn attach_all(object: &'static str, ebpf: &mut Ebpf, btf: &Btf) -> Result<AttachOutcome, KernelError> {
+    let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
+    let mut attached = Vec::new();
+    let mut skipped = Vec::new();
+    for name in names {
+        let Some((kind, target)) = attach_target(&name) else {
+            return Err(KernelError::Attach {
+                object,
+                program: name,
+                target: "?".into(),
+                message: "no attach point known for this program name".into(),
+            });
+        };
+        let prog = ebpf.program_mut(&name).expect("listed program exists");
+        let attach_err =
+            |message: String| KernelError::Attach { object, program: name.clone(), target: target.clone(), message };
+        match kind {
+            "tracepoint" => {
+                // syscalls added in newer kernels (openat2, fchmodat2) are optional
+                if !tracepoint_exists(&target) {
+                    skipped.push((name.clone(), format!("tracepoint {target} does not exist on this kernel")));
+                    continue;
+                }
+                let tp: &mut TracePoint = prog.try_into().map_err(|e: ProgramError| attach_err(e.to_string()))?;
+                tp.load().map_err(|e| program_error(object, &name, e))?;
+                let (cat, tp_name) = target.split_once('/').expect("category/name");
+                tp.attach(cat, tp_name).map_err(|e| attach_err(e.to_string()))?;
+            }
+            _ => {
+                let tp: &mut BtfTracePoint = prog.try_into().map_err(|e: ProgramError| attach_err(e.to_string()))?;
+                tp.load(&target, btf).map_err(|e| program_error(object, &name, e))?;
+                tp.attach().map_err(|e| attach_err(e.to_string()))?;
+            }
+        }
+        attached.push(name);
+    }
+    Ok((attached, skipped))
+}
+
+fn configure_path_filter(ebpf: &mut Ebpf, opts: &KernelOptions) -> Result<(), KernelError> {
+    let map = ebpf
+        .map_mut("path_filter")
+        .ok_or(KernelError::Map { map: "path_filter", message: "missing from the file object".into() })?;
+    let mut trie: LpmTrie<_, [u8; wire::PATH_FILTER_KEY_MAX], u32> =
+        LpmTrie::try_from(map).map_err(|e| KernelError::Map { map: "path_filter", message: e.to_string() })?;
+    let entries = opts
+        .ignore_prefixes
+        .iter()
+        .map(|p| (p, wire::PATH_FILTER_IGNORE))
+        .chain(opts.watch_prefixes.iter().map(|p| (p, wire::PATH_FILTER_WATCH)));
+    for (prefix, action) in entries {
+        let bytes = prefix.as_bytes();
+        let n = bytes.len().min(wire::PATH_FILTER_KEY_MAX);
+        let mut data = [0u8; wire::PATH_FILTER_KEY_MAX];
+        data[..n].copy_from_slice(&bytes[..n]);
+        trie.insert(&Key::new((n * 8) as u32, data), action, 0)
+            .map_err(|e| KernelError::Map { map: "path_filter", message: format!("{prefix}: {e}") })?;
+    }
+    Ok(())
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads a struct we own; failure is harmless on modern kernels.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_in_the_objects_has_an_attach_point() {
+        for obj in sensor_bpf::all() {
+            let parsed = aya_obj_programs(obj.bytes);
+            assert!(!parsed.is_empty(), "{} has no programs", obj.name);
+            for p in parsed {
+                assert!(attach_target(&p).is_some(), "{}: {p} has no attach point", obj.name);
+            }
+        }
+    }
+
+    fn aya_obj_programs(bytes: &[u8]) -> Vec<String> {
+        // Parse without loading (no root needed): the ELF symbol table's
+        // function names in program sections.
+        let obj = aya_obj::Object::parse(bytes).expect("object parses");
+        obj.programs.keys().cloned().collect()
+    }
+
+    #[test]
+    fn verifier_log_tail_keeps_the_end() {
+        let log = "a\nb\n\nc\nd\n";
+        assert_eq!(log_tail(log, 2), "c\nd");
+        assert_eq!(log_tail("", 3), "");
+    }
+}

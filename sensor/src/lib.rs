@@ -1,0 +1,11 @@
+//! The sensor daemon: kernel loading, decoding, enrichment and the event
+//! pipeline. `main.rs` is only argument parsing and dispatch.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod enrich;
+pub mod event;
+pub mod kernel;
+pub mod pipeline;
+pub mod run;

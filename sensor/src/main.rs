@@ -1,0 +1,21 @@
+//! `sensor`: the binary is thin; each subcommand lives in its own module or crate.
+
+use clap::Parser;
+use sensor::cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => sensor::run::main(args),
+        Command::Probe { json } => {
+            let report = sensor::kernel::probe::run_probe();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                print!("{report}");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
