@@ -96,6 +96,7 @@ static __always_inline __u32 write_user_path(struct scratch *s, __u32 off, const
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		b = write_path(s, off, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt),
 			       &trunc);
+		ev->info |= FILE_BASE_IS_CWD;
 	} else {
 		struct file *f = fd_file(dfd);
 		if (f)
@@ -169,10 +170,12 @@ static __always_inline int file_exit(long ret)
 		ev->path_len = u16_len(n);
 		off += n;
 		/* keep the caller's string too: `/etc/../etc/shadow` is itself a signal */
+		/* a cwd-relative name also brings the cwd: it keeps the process
+		 * table's cwd current after the process changes directory */
 		if (p.p1) {
-			__u16 unused = 0;
-			off += write_user_path(s, off, p.p1, p.dfd1, BASE_NONE, &ev->path2_len, &unused, ev,
-					       FILE_PATH2_TRUNCATED, 0);
+			__u32 base_kind = p.dfd1 == AT_FDCWD_ ? BASE_DFD : BASE_NONE;
+			off += write_user_path(s, off, p.p1, p.dfd1, base_kind, &ev->path2_len, &ev->base2_len, ev,
+					       FILE_PATH2_TRUNCATED, FILE_BASE2_TRUNCATED);
 		}
 	} else {
 		off += write_user_path(s, off, p.p1, p.dfd1, p.base1, &ev->path_len, &ev->base_len, ev,

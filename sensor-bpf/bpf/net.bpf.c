@@ -15,12 +15,14 @@
 #define S_IFSOCK_ 0140000
 #define DNS_PORT 53
 
-/* A tracked TCP connection: who owns it and since when. */
+/* A tracked TCP connection: who owns it, since when, and its addresses
+ * (kept because the local port is already released when the close fires). */
 struct conn {
 	struct event_header owner; /* the process that connected or accepted */
 	__u64 start_ns;            /* connect: SYN sent; then established / accepted */
 	__u32 direction;
-	__u32 _pad;
+	__u32 has_addrs;
+	struct net_event addrs;    /* saddr..family filled once established */
 };
 
 struct {
@@ -29,6 +31,21 @@ struct {
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps");
+
+/* A conn under construction: too big for the stack. Only built in process
+ * context (connect, accept), which cannot nest on one CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn);
+} conn_scratch SEC(".maps");
+
+static __always_inline struct conn *get_conn_scratch(void)
+{
+	__u32 slot = 0;
+	return bpf_map_lookup_elem(&conn_scratch, &slot);
+}
 
 static __always_inline void read_addrs(const struct sock *sk, struct net_event *ev)
 {
@@ -45,6 +62,15 @@ static __always_inline void read_addrs(const struct sock *sk, struct net_event *
 		BPF_CORE_READ_INTO((__u32 *)ev->saddr, sk, __sk_common.skc_rcv_saddr);
 		BPF_CORE_READ_INTO((__u32 *)ev->daddr, sk, __sk_common.skc_daddr);
 	}
+}
+
+static __always_inline void copy_addrs(struct net_event *dst, const struct net_event *src)
+{
+	__builtin_memcpy(dst->saddr, src->saddr, 16);
+	__builtin_memcpy(dst->daddr, src->daddr, 16);
+	dst->sport = src->sport;
+	dst->dport = src->dport;
+	dst->family = src->family;
 }
 
 static __always_inline struct net_event *reserve_net(__u32 type)
@@ -72,9 +98,14 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
 		if (is_self())
 			return 0;
-		struct conn c = { .start_ns = now, .direction = NET_DIR_OUTBOUND };
-		fill_header(&c.owner, EV_CONNECT);
-		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
+		struct conn *c = get_conn_scratch();
+		if (!c)
+			return 0;
+		__builtin_memset(c, 0, sizeof(*c));
+		c->start_ns = now;
+		c->direction = NET_DIR_OUTBOUND;
+		fill_header(&c->owner, EV_CONNECT);
+		bpf_map_update_elem(&conns, &key, c, BPF_ANY);
 		return 0;
 	}
 	if (oldstate == TCP_CLOSE && newstate == TCP_LISTEN) {
@@ -113,10 +144,13 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 			}
 			bpf_ringbuf_submit(ev, rb_flags());
 		}
-		if (newstate == TCP_CLOSE)
+		if (newstate == TCP_CLOSE) {
 			bpf_map_delete_elem(&conns, &key);
-		else
+		} else {
 			c->start_ns = now;
+			read_addrs(sk, &c->addrs);
+			c->has_addrs = 1;
+		}
 		return 0;
 	}
 
@@ -127,13 +161,21 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 			ev->hdr = c->owner;
 			ev->hdr.type = EV_CLOSE;
 			ev->hdr.ts_ns = now;
-			read_addrs(sk, ev);
+			if (c->has_addrs)
+				copy_addrs(ev, &c->addrs);
+			else
+				read_addrs(sk, ev);
 			ev->protocol = IPPROTO_TCP_;
 			ev->direction = c->direction;
 			ev->sock_id = key;
 			ev->duration_ns = now - c->start_ns;
-			ev->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
-			ev->bytes_received = BPF_CORE_READ(tp, bytes_received);
+			/* payload bytes: sequence space also counts SYN and FIN, and
+			 * bytes_sent counts retransmissions twice */
+			ev->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+			__u64 received = BPF_CORE_READ(tp, bytes_received);
+			if (((BPF_CORE_READ(sk, __sk_common.skc_flags) >> SOCK_DONE) & 1) && received > 0)
+				received--; /* the peer's FIN */
+			ev->bytes_received = received;
 			ev->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 			ev->retransmits = BPF_CORE_READ(tp, total_retrans);
 			bpf_ringbuf_submit(ev, rb_flags());
@@ -167,15 +209,23 @@ static __always_inline int accept_exit(long ret)
 	if (family != AF_INET_ && family != AF_INET6_)
 		return 0;
 	__u64 key = (__u64)sk;
-	struct conn c = { .start_ns = bpf_ktime_get_boot_ns(), .direction = NET_DIR_INBOUND };
-	fill_header(&c.owner, EV_ACCEPT);
-	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
-
 	struct net_event *ev = reserve_net(EV_ACCEPT);
+	struct conn *c = get_conn_scratch();
+	if (!c) {
+		if (ev)
+			bpf_ringbuf_discard(ev, 0);
+		return 0;
+	}
+	c->start_ns = bpf_ktime_get_boot_ns();
+	c->direction = NET_DIR_INBOUND;
+	fill_header(&c->owner, EV_ACCEPT);
+	read_addrs(sk, &c->addrs);
+	c->has_addrs = 1;
+	bpf_map_update_elem(&conns, &key, c, BPF_ANY);
 	if (!ev)
 		return 0;
-	ev->hdr = c.owner;
-	read_addrs(sk, ev);
+	ev->hdr = c->owner;
+	copy_addrs(ev, &c->addrs);
 	ev->protocol = IPPROTO_TCP_;
 	ev->direction = NET_DIR_INBOUND;
 	ev->sock_id = key;

@@ -32,6 +32,7 @@ pub const FILE_BASE_TRUNCATED: u16 = 1 << 2;
 pub const FILE_PATH2_TRUNCATED: u16 = 1 << 3;
 pub const FILE_BASE2_TRUNCATED: u16 = 1 << 4;
 pub const FILE_DIRFD_UNRESOLVED: u16 = 1 << 5;
+pub const FILE_BASE_IS_CWD: u16 = 1 << 6;
 
 pub const NET_DIR_OUTBOUND: u32 = 1;
 pub const NET_DIR_INBOUND: u32 = 2;

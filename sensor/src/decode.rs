@@ -65,6 +65,8 @@ pub struct File {
     pub new_path: Option<String>,
     /// The path came from the opened file's dentry (canonical, symlinks resolved).
     pub resolved: bool,
+    /// The caller's current directory, when the kernel resolved a relative path against it.
+    pub cwd: Option<String>,
     pub truncated: bool,
 }
 
@@ -263,6 +265,9 @@ fn file(e: &wire::FileEvent, data: &[u8]) -> Result<File, WireError> {
     if resolved {
         // an open that succeeded (or fchmod): canonical from the dentry, plus the caller's string
         out.path = path;
+        if e.info & wire::FILE_BASE_IS_CWD != 0 && e.base2_len > 0 {
+            out.cwd = Some(base2);
+        }
         if e.path2_len > 0 && path2 != out.path {
             out.raw_path = Some(path2);
         }
@@ -273,6 +278,9 @@ fn file(e: &wire::FileEvent, data: &[u8]) -> Result<File, WireError> {
         out.path = path;
         out.new_path = Some(join_normalize(&base2, &path2));
         return Ok(out);
+    }
+    if e.info & wire::FILE_BASE_IS_CWD != 0 && e.base_len > 0 {
+        out.cwd = Some(base.clone());
     }
     out.path = join_normalize(&base, &path);
     if out.path != path {

@@ -103,6 +103,7 @@ struct exit_event {
 #define FILE_PATH2_TRUNCATED (1 << 3)
 #define FILE_BASE2_TRUNCATED (1 << 4)
 #define FILE_DIRFD_UNRESOLVED (1 << 5) /* a dirfd that was not an open file */
+#define FILE_BASE_IS_CWD (1 << 6)      /* `base` is the caller's current directory */
 struct file_event {
 	struct event_header hdr;
 	long long result; /* syscall return: fd or 0, or -errno */

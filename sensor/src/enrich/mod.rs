@@ -66,6 +66,10 @@ impl Enricher {
                 self.table.on_exit(rec.hdr.pid);
                 p
             }
+            Body::File(f) if f.cwd.is_some() => {
+                self.table.update_cwd(&rec.hdr, f.cwd.as_deref().unwrap_or_default());
+                self.table.lookup(&rec.hdr)
+            }
             _ => self.table.lookup(&rec.hdr),
         };
         let dns = match &rec.body {

@@ -239,6 +239,17 @@ impl ProcTable {
         self.map.put(child_pid, Arc::new(child));
     }
 
+    /// The kernel showed the process's current directory (it resolved a
+    /// relative path against it): keep the entry's cwd current after `cd`.
+    pub fn update_cwd(&mut self, hdr: &Header, cwd: &str) {
+        let entry = self.lookup(hdr);
+        if &*entry.cwd != cwd {
+            let mut e = (*entry).clone();
+            e.cwd = Arc::from(cwd);
+            self.map.put(hdr.pid, Arc::new(e));
+        }
+    }
+
     pub fn on_exit(&mut self, pid: u32) {
         self.map.pop(&pid);
     }
