@@ -47,11 +47,13 @@ struct pending {
 	__u32 base1;
 };
 
-/* In-flight syscalls per thread; bounded, and stale entries age out by LRU. */
+/* The syscall in flight on each thread. Task-local storage rather than a
+ * hash keyed by tid: no hashing or locking on the hot path, and the slot
+ * goes away with the task. `type` 0 means nothing is pending. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pending_map SEC(".maps");
 
@@ -59,8 +61,10 @@ static __always_inline int stash(struct pending *p)
 {
 	if (!type_enabled(p->type) || is_self())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&pending_map, &tid, p, BPF_ANY);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pending *slot = bpf_task_storage_get(&pending_map, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = *p;
 	return 0;
 }
 
@@ -135,12 +139,12 @@ static __always_inline bool filtered(struct scratch *s, struct file_event *ev, b
 
 static __always_inline int file_exit(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *pp = bpf_map_lookup_elem(&pending_map, &tid);
-	if (!pp)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pending *pp = bpf_task_storage_get(&pending_map, task, 0, 0);
+	if (!pp || pp->type == 0)
 		return 0;
 	struct pending p = *pp;
-	bpf_map_delete_elem(&pending_map, &tid);
+	pp->type = 0;
 
 	struct scratch *s = get_scratch();
 	if (!s)

@@ -132,7 +132,9 @@ impl Kernel {
         let mut objects = Vec::new();
         for (i, obj) in sensor_bpf::all().into_iter().enumerate() {
             let mut loader = EbpfLoader::new();
+            // task storage (per-thread syscall state) has no aya wrapper; only the kernel uses it
             loader
+                .allow_unsupported_maps()
                 .btf(Some(&btf))
                 .override_global("self_tgid", &opts.self_tgid, true)
                 .override_global("enabled_types", &opts.enabled_mask, true)
