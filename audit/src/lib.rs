@@ -1,1 +1,27 @@
-//! Placeholder: built in its own issue.
+//! Tamper-evident audit trail for the sensor: every event and alert goes into a
+//! SQLite database (WAL, one batching writer thread), chained with SHA-256 so
+//! edits, deletions, insertions and reordering are detected by `verify`, and
+//! queried back with `sensor audit query|tail|stats|verify|export`.
+//!
+//! Writer: [`AuditStore`]. Reader: [`AuditReader`]. CLI: [`AuditCommand`] + [`run_cli`].
+
+mod cli;
+mod config;
+mod error;
+mod ocsf;
+mod reader;
+mod record;
+mod schema;
+mod store;
+pub mod time;
+
+pub use cli::{
+    AuditCommand, DbArg, EXIT_TAMPERED, ExportFormat, FilterArgs, OutputFormat, StatsFormat, run_cli, run_cli_with,
+};
+pub use config::{AuditConfig, ByteSize, DEFAULT_DB_PATH, HumanDuration};
+pub use error::AuditError;
+pub use ocsf::{OCSF_VERSION, to_ocsf};
+pub use reader::{AuditReader, DbStats, Problem, ProblemKind, QueryFilter, StoredRecord, VerifyReport};
+pub use record::{KIND_ALERT, KIND_EVENT, KIND_MARKER, Severity};
+pub use schema::SCHEMA_VERSION;
+pub use store::{AuditStats, AuditStore, HealthCallback, HealthEvent};

@@ -1,0 +1,302 @@
+//! Insert throughput, per-filter query latency and bytes per event.
+//!
+//!   AUDIT_BENCH_ROWS=10000000 cargo bench -p audit --bench audit_bench
+//!
+//! AUDIT_BENCH_ROWS (default 1000000) sets the database size; AUDIT_BENCH_DB
+//! keeps the database at that path (reused if it already has the rows, so
+//! query latency can be re-measured without rebuilding).
+
+use std::time::{Duration, Instant};
+
+use audit::{AuditConfig, AuditReader, AuditStore, ByteSize, HumanDuration, QueryFilter, Severity};
+use serde_json::{Value, json};
+
+const NEEDLES: u64 = 100;
+const BASE_NS: i64 = 1_795_000_000_000_000_000;
+const STEP_NS: i64 = 10_000; // 100k events/s of event time
+
+fn ts(i: u64) -> String {
+    audit::time::format_rfc3339_ns(BASE_NS + i as i64 * STEP_NS)
+}
+
+fn pool_event(k: u64) -> Value {
+    let pid = 1000 + (k * 7919) % 30_000;
+    let exe = format!("/usr/bin/tool{}", k % 200);
+    let proc_ = json!({"pid": pid, "tid": pid, "ppid": 1, "uid": k % 50, "euid": k % 50, "gid": 0, "egid": 0,
+        "comm": format!("tool{}", k % 200), "exe": exe, "args": [exe, "--flag", format!("arg{}", k % 1000)],
+        "cwd": "/home/user", "container_id": if k.is_multiple_of(3) { json!(format!("c0ffee{:058x}", k % 50)) } else { Value::Null }});
+    let mut ev = json!({"ts": "", "host": "bench-host", "process": proc_});
+    let m = k % 100;
+    let typ = match m {
+        0..=9 => "exec",
+        10..=54 => "open",
+        55..=69 => "connect",
+        70..=79 => "close",
+        80..=81 => "unlink",
+        82..=83 => "rename",
+        84 => "chmod",
+        85..=89 => "dns",
+        90..=94 => "fork",
+        _ => "exit",
+    };
+    ev["type"] = json!(typ);
+    if matches!(typ, "open" | "unlink" | "rename" | "chmod") {
+        ev["file"] = json!({"path": format!("/var/lib/app/data/file{}.db", k % 100_000), "flags": ["O_RDONLY"], "mode": 0, "result": 3});
+    }
+    if matches!(typ, "connect" | "close" | "dns") {
+        ev["net"] = json!({"proto": "tcp", "family": "ipv4", "saddr": "10.0.0.5", "sport": 40000 + k % 20000,
+            "daddr": format!("10.1.{}.{}", (k / 256) % 20, k % 256), "dport": ([80, 443, 5432, 6379, 53])[(k % 5) as usize], "direction": "outbound"});
+    }
+    ev
+}
+
+fn alert_of(ev: &Value, k: u64) -> Value {
+    json!({"type": "alert", "ts": ev["ts"], "host": "bench-host", "rule": format!("rule_{}", k % 20),
+        "severity": (["info", "low", "medium", "high"])[(k % 4) as usize], "title": "Something suspicious",
+        "message": "a process did something", "mitre": ["T1003"], "event": ev})
+}
+
+/// The needle kinds: each gets exactly NEEDLES rows with a unique value.
+const KINDS: [&str; 10] = ["pid", "uid", "exe", "container", "path", "addr", "port", "rule", "severity", "type"];
+
+fn needle(kind: &str, i: u64) -> (Value, bool) {
+    let mut ev = pool_event(i);
+    ev["type"] = json!("open");
+    ev["file"] = json!({"path": "/tmp/x", "flags": ["O_RDONLY"], "mode": 0, "result": 3});
+    let mut alert = false;
+    match kind {
+        "pid" => ev["process"]["pid"] = json!(4_000_000),
+        "uid" => ev["process"]["uid"] = json!(77_777),
+        "exe" => ev["process"]["exe"] = json!("/opt/needle/bin/needle"),
+        "container" => ev["process"]["container_id"] = json!("feedface0123456789"),
+        "path" => ev["file"]["path"] = json!("/srv/needle/secret.key"),
+        "addr" | "port" => {
+            ev["type"] = json!("connect");
+            ev.as_object_mut().unwrap().remove("file");
+            let (a, p) = if kind == "addr" { ("203.0.113.77", 443) } else { ("10.9.9.9", 31337) };
+            ev["net"] = json!({"proto": "tcp", "family": "ipv4", "saddr": "10.0.0.5", "sport": 5555, "daddr": a, "dport": p, "direction": "outbound"});
+        }
+        "rule" | "severity" => alert = true,
+        "type" => ev["type"] = json!("ptrace"),
+        _ => unreachable!(),
+    }
+    (ev, alert)
+}
+
+/// CPU seconds (user + system) used so far by the whole process.
+fn process_cpu() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU seconds used by the thread named `name` (from /proc/self/task/*/stat).
+fn thread_cpu(name: &str) -> f64 {
+    let tick = 100.0; // USER_HZ
+    let mut total = 0.0;
+    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let Some((comm, rest)) = stat.split_once(") ") else { continue };
+        if !comm.ends_with(&format!("({name}")) {
+            continue;
+        }
+        let f: Vec<&str> = rest.split(' ').collect();
+        // After "comm) ": state is field 0, utime 11, stime 12.
+        total += (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick;
+    }
+    total
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rows: u64 = std::env::var("AUDIT_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path =
+        std::env::var("AUDIT_BENCH_DB").map(std::path::PathBuf::from).unwrap_or_else(|_| tmp.path().join("bench.db"));
+    let existing = AuditReader::open(&path).ok().and_then(|r| r.last_seq().ok()).unwrap_or(0);
+    println!("audit bench: {rows} rows, db {}", path.display());
+
+    if existing < rows {
+        let _ = std::fs::remove_file(&path);
+        let cfg = AuditConfig {
+            path: path.clone(),
+            max_age: HumanDuration(Duration::ZERO),
+            max_bytes: ByteSize(0),
+            skip_path_prefixes: vec![],
+            checkpoint_every: 1_000_000,
+            batch_rows: std::env::var("AUDIT_BENCH_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(AuditConfig::default().batch_rows),
+            ..Default::default()
+        };
+        let store = AuditStore::open(&cfg).expect("open");
+        let mut pool: Vec<Value> = (0..10_007).map(pool_event).collect();
+        let stride = rows / (NEEDLES + 1);
+        let t0 = Instant::now();
+        let cpu0 = process_cpu();
+        let mut tchunk = t0;
+        let mut writer_cpu: f64 = 0.0;
+        let mut retries: u64 = 0;
+        let mut alerts_sent = 0u64;
+        for i in 0..rows {
+            // Needles of kind k sit at rows (j+1)*stride + k + 1 for j < NEEDLES.
+            let off = i % stride.max(1);
+            let is_needle =
+                stride > 20 && i >= stride && i / stride <= NEEDLES && (1..=KINDS.len() as u64).contains(&off);
+            // Pool events are reused in place (only ts changes) so the producer
+            // measures the store API, not Value cloning.
+            let mut needle_ev;
+            let (v, alert): (&mut Value, bool) = if is_needle {
+                let (n, a) = needle(KINDS[(off - 1) as usize], i);
+                needle_ev = n;
+                (&mut needle_ev, a)
+            } else {
+                let k = (i % pool.len() as u64) as usize;
+                (&mut pool[k], false)
+            };
+            v["ts"] = Value::String(ts(i));
+            let v = &*v;
+            let alert = alert || (!is_needle && i % 100 == 50);
+            let a = if alert {
+                let mut a = alert_of(v, i);
+                if is_needle {
+                    let kind = KINDS[(off - 1) as usize];
+                    if kind == "rule" {
+                        a["rule"] = json!("needle_rule");
+                    } else {
+                        a["severity"] = json!("critical");
+                    }
+                }
+                alerts_sent += 1;
+                Some(a)
+            } else {
+                None
+            };
+            loop {
+                let ok = match &a {
+                    Some(a) => store.record_alert(a),
+                    None => store.record_event(v),
+                };
+                if ok {
+                    break;
+                }
+                // Back off instead of spinning: on 2 cores a spinning producer steals the writer's CPU.
+                retries += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if (i + 1) % 1_000_000 == 0 {
+                let now = Instant::now();
+                println!(
+                    "  {:>5}M rows: {:>8.0} rows/s (this million), {:>8.0} rows/s overall",
+                    (i + 1) / 1_000_000,
+                    1_000_000.0 / (now - tchunk).as_secs_f64(),
+                    (i + 1) as f64 / (now - t0).as_secs_f64()
+                );
+                tchunk = now;
+            }
+        }
+        store.flush().expect("flush");
+        let el = t0.elapsed();
+        let cpu = process_cpu() - cpu0;
+        writer_cpu = writer_cpu.max(thread_cpu("audit-writer"));
+        let st = store.shutdown();
+        println!(
+            "insert: {rows} rows ({alerts_sent} alerts) in {:.2}s = {:.0} rows/s through record_event/record_alert + commit; producer retries on full channel: {retries}; written {} dropped {}",
+            el.as_secs_f64(),
+            rows as f64 / el.as_secs_f64(),
+            st.written,
+            st.dropped()
+        );
+        println!(
+            "cpu: {:.1} us/event in total (producer + writer), writer thread {:.1} us/event => {:.0} events/s per fully available writer core",
+            cpu * 1e6 / rows as f64,
+            writer_cpu * 1e6 / rows as f64,
+            rows as f64 / writer_cpu.max(1e-9)
+        );
+    } else {
+        println!("reusing existing database with {existing} rows");
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!("size: {} bytes = {:.0} bytes/event", size, size as f64 / rows as f64);
+
+    let r = AuditReader::open(&path).expect("reader");
+    let stride = rows / (NEEDLES + 1);
+    let mut cases: Vec<(String, QueryFilter, Option<usize>)> = Vec::new();
+    let base = QueryFilter::default;
+    cases.push(("pid".into(), QueryFilter { pid: Some(4_000_000), ..base() }, Some(100)));
+    cases.push(("uid".into(), QueryFilter { uid: Some(77_777), ..base() }, Some(100)));
+    cases.push(("exe (exact)".into(), QueryFilter { exe: Some("/opt/needle/bin/needle".into()), ..base() }, Some(100)));
+    cases.push((
+        "exe (glob /opt/needle/*)".into(),
+        QueryFilter { exe: Some("/opt/needle/*".into()), ..base() },
+        Some(100),
+    ));
+    cases.push(("container (prefix)".into(), QueryFilter { container: Some("feedface".into()), ..base() }, Some(100)));
+    cases.push((
+        "path (exact)".into(),
+        QueryFilter { path: Some("/srv/needle/secret.key".into()), ..base() },
+        Some(100),
+    ));
+    cases.push((
+        "path (glob /srv/needle/*)".into(),
+        QueryFilter { path: Some("/srv/needle/*".into()), ..base() },
+        Some(100),
+    ));
+    cases.push(("addr".into(), QueryFilter { addr: Some("203.0.113.77".into()), ..base() }, Some(100)));
+    cases.push(("port".into(), QueryFilter { port: Some(31337), ..base() }, Some(100)));
+    cases.push(("rule".into(), QueryFilter { rule: Some("needle_rule".into()), ..base() }, Some(100)));
+    cases.push((
+        "severity >= critical".into(),
+        QueryFilter { min_severity: Some(Severity::Critical), ..base() },
+        Some(100),
+    ));
+    cases.push(("type".into(), QueryFilter { types: vec!["ptrace".into()], ..base() }, Some(100)));
+    let mid = rows / 2;
+    cases.push((
+        "time window (100 rows)".into(),
+        QueryFilter {
+            since_ns: Some(BASE_NS + mid as i64 * STEP_NS),
+            until_ns: Some(BASE_NS + (mid + 100) as i64 * STEP_NS),
+            ..base()
+        },
+        Some(100),
+    ));
+    cases.push(("time since start, limit 100".into(), QueryFilter { since_ns: Some(BASE_NS), ..base() }, None));
+    cases.push(("type=open, limit 100".into(), QueryFilter { types: vec!["open".into()], ..base() }, None));
+    cases.push((
+        "pid + type=open (combined)".into(),
+        QueryFilter { pid: Some(4_000_000), types: vec!["open".into()], ..base() },
+        None,
+    ));
+    let _ = stride;
+
+    println!("\n| filter | rows returned | median latency (ms, 7 runs) | plan |");
+    println!("|---|---|---|---|");
+    for (name, f, expect) in &cases {
+        let limit = if expect.is_some() { 1000 } else { 100 };
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..7 {
+            let t = Instant::now();
+            n = r.query(f, limit).expect("query").len();
+            times.push(t.elapsed());
+        }
+        if let Some(e) = expect {
+            assert_eq!(n, *e, "{name}: expected {e} rows");
+        }
+        let plan = r.explain(f, limit).unwrap_or_default();
+        println!("| {name} | {n} | {:.2} | {plan} |", median(times).as_secs_f64() * 1000.0);
+    }
+    if std::env::var("AUDIT_BENCH_VERIFY").is_ok_and(|v| v == "1") {
+        let t = Instant::now();
+        let rep = r.verify().expect("verify");
+        println!("\nverify: {} records in {:.2}s, ok={}", rep.records, t.elapsed().as_secs_f64(), rep.ok());
+    }
+}

@@ -1,0 +1,381 @@
+//! Evaluating events against a compiled [`PolicySet`].
+
+use crate::config::PolicyConfig;
+use crate::error::PolicyErrors;
+use crate::model::{Alert, Evaluation, PolicyCounters, RESERVED_ALERT_KEYS, RuleRuntimeError, RuntimeErrorKind};
+use crate::reload::Shared;
+use crate::set::{PathTrie, PolicySet};
+use lru::LruCache;
+use regorus::Value;
+use regorus::rvm::vm::{RegoVM, VmError};
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A runtime error of one rule is logged at most this often (the rest are counted).
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// VM instructions between wall-clock checks: keeps clock reads off the hot path.
+const TIMER_CHECK_INTERVAL: u32 = 1024;
+
+/// Counters shared by every evaluator of one engine or reloadable handle.
+#[derive(Debug, Default)]
+pub(crate) struct CounterCells {
+    evaluations: AtomicU64,
+    rule_evaluations: AtomicU64,
+    alerts: AtomicU64,
+    suppressed: AtomicU64,
+    runtime_errors: AtomicU64,
+    limit_hits: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    pub(crate) reloads: AtomicU64,
+    pub(crate) reload_failures: AtomicU64,
+    rule_errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl CounterCells {
+    pub(crate) fn snapshot(&self) -> PolicyCounters {
+        PolicyCounters {
+            evaluations: self.evaluations.load(Relaxed),
+            rule_evaluations: self.rule_evaluations.load(Relaxed),
+            alerts: self.alerts.load(Relaxed),
+            suppressed: self.suppressed.load(Relaxed),
+            runtime_errors: self.runtime_errors.load(Relaxed),
+            limit_hits: self.limit_hits.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_misses: self.cache_misses.load(Relaxed),
+            reloads: self.reloads.load(Relaxed),
+            reload_failures: self.reload_failures.load(Relaxed),
+            rule_errors: self.rule_errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+}
+
+/// A rule's alert as produced by Rego, before the event and rule fields are added;
+/// this is what the decision cache stores.
+#[derive(Debug, Clone)]
+struct RawAlert {
+    rule: u32,
+    message: String,
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Key: event type + projected input; value: the rules' raw alerts.
+type DecisionCache = LruCache<Box<[u8]>, Arc<[RawAlert]>>;
+
+/// Evaluates events. Owns a VM and a decision cache, so use one per pipeline thread
+/// (it is `Send`); evaluation takes `&mut self` and never blocks on other threads.
+///
+/// An engine obtained from [`crate::ReloadableEngine::engine`] picks up a reloaded
+/// set between two events, so every event is evaluated exactly once, by one set.
+pub struct PolicyEngine {
+    set: Arc<PolicySet>,
+    vm: RegoVM,
+    cache: Option<DecisionCache>,
+    key: Vec<u8>,
+    counters: Arc<CounterCells>,
+    source: Option<Arc<Shared>>,
+    /// Per rule: when its last runtime error was logged, and how many were not.
+    error_log: Vec<(Option<Instant>, u64)>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("rules", &self.set.rules().len())
+            .field("generation", &self.set.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// Loads, validates and compiles the configured rules.
+    pub fn load(config: &PolicyConfig, embedded: &[(&str, &str)]) -> Result<Self, PolicyErrors> {
+        let set = PolicySet::load(config, embedded)?;
+        Ok(Self::new(Arc::new(set)))
+    }
+
+    /// An engine over an already compiled set.
+    pub fn new(set: Arc<PolicySet>) -> Self {
+        Self::with_parts(set, Arc::default(), None)
+    }
+
+    pub(crate) fn with_parts(set: Arc<PolicySet>, counters: Arc<CounterCells>, source: Option<Arc<Shared>>) -> Self {
+        let mut engine = PolicyEngine {
+            vm: RegoVM::new(),
+            cache: None,
+            key: Vec::with_capacity(256),
+            counters,
+            source,
+            error_log: Vec::new(),
+            set: set.clone(),
+        };
+        engine.install(set);
+        engine
+    }
+
+    fn install(&mut self, set: Arc<PolicySet>) {
+        let mut vm = RegoVM::new();
+        if let Some(program) = &set.program {
+            vm.load_program(program.clone());
+            // Validated when the set was built; a failure here cannot happen.
+            if let Err(e) = vm.set_data(set.data.clone()) {
+                tracing::error!(error = %e, "policy data rejected by the VM");
+            }
+        }
+        // Builtin type errors are rule bugs: surface them instead of silently
+        // making the rule undefined (the test runner does the same).
+        vm.set_strict_builtin_errors(true);
+        vm.set_max_instructions(set.limits.max_instructions);
+        vm.set_execution_timer_config(set.limits.timeout.map(|limit| ExecutionTimerConfig {
+            limit,
+            check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
+        }));
+        self.vm = vm;
+        self.cache = NonZeroUsize::new(set.limits.cache_size).map(LruCache::new);
+        self.error_log = vec![(None, 0); set.rules().len()];
+        self.set = set;
+    }
+
+    /// The policy set currently in use.
+    pub fn policy_set(&self) -> &Arc<PolicySet> {
+        &self.set
+    }
+
+    pub fn counters(&self) -> PolicyCounters {
+        self.counters.snapshot()
+    }
+
+    /// Swaps in a reloaded set, if any; called between events only.
+    fn follow_reloads(&mut self) {
+        let Some(source) = &self.source else { return };
+        if source.generation() != self.set.generation() {
+            let set = source.current();
+            self.install(set);
+        }
+    }
+
+    /// Evaluates one event (the event type is read from `type`) and returns the
+    /// alerts of every enabled rule subscribed to that type, minus those silenced
+    /// by exceptions. Rule failures are reported in `errors`; they never panic.
+    pub fn evaluate(&mut self, event: &serde_json::Value) -> Evaluation {
+        self.follow_reloads();
+        self.counters.evaluations.fetch_add(1, Relaxed);
+        let mut out = Evaluation { generation: self.set.generation(), ..Evaluation::default() };
+        let Some(event_type) = event.get("type").and_then(|t| t.as_str()) else {
+            out.errors.push(RuleRuntimeError {
+                rule: String::new(),
+                kind: RuntimeErrorKind::Error,
+                message: "event has no string `type` field".into(),
+            });
+            return out;
+        };
+        let set = self.set.clone();
+        let group = set.group(event_type);
+        if group.rules.is_empty() {
+            return out;
+        }
+
+        let cacheable = self.cache.is_some() && group.plan.is_some();
+        if let (Some(cache), Some(plan)) = (&mut self.cache, &group.plan) {
+            self.key.clear();
+            self.key.extend_from_slice(event_type.as_bytes());
+            self.key.push(0);
+            write_key(plan, event, &mut self.key);
+            if let Some(hit) = cache.get(self.key.as_slice()) {
+                let hit = hit.clone();
+                self.counters.cache_hits.fetch_add(1, Relaxed);
+                out.cached = true;
+                self.finish(&set, hit.iter().cloned(), event, &mut out);
+                return out;
+            }
+            self.counters.cache_misses.fetch_add(1, Relaxed);
+        }
+
+        let input = match &group.plan {
+            Some(plan) => project(plan, event),
+            None => Value::deserialize(event).unwrap_or(Value::Undefined),
+        };
+        self.vm.set_input(input);
+        let mut raw = Vec::new();
+        self.counters.rule_evaluations.fetch_add(group.rules.len() as u64, Relaxed);
+        // Fast path: every rule of the group in one VM run.
+        let together = group.entry.and_then(|entry| {
+            let value = self.vm.execute_entry_point_by_index(entry as usize).ok()?;
+            let Value::Array(sets) = value else { return None };
+            if sets.len() != group.rules.len() {
+                return None;
+            }
+            group.rules.iter().zip(sets.iter()).try_for_each(|(&rule, v)| collect_alerts(rule, v, &mut raw)).ok()
+        });
+        // Slow path (some rule failed, or no group entry): rule by rule, so one
+        // failing rule is identified and the others still report.
+        let mut failed = false;
+        if together.is_none() {
+            raw.clear();
+            for &rule in &group.rules {
+                let result = self
+                    .vm
+                    .execute_entry_point_by_index(rule as usize)
+                    .map_err(|e| {
+                        let kind = match e {
+                            VmError::InstructionLimitExceeded { .. } | VmError::TimeLimitExceeded { .. } => {
+                                RuntimeErrorKind::Limit
+                            }
+                            _ => RuntimeErrorKind::Error,
+                        };
+                        (kind, e.to_string())
+                    })
+                    .and_then(|v| collect_alerts(rule, &v, &mut raw).map_err(|m| (RuntimeErrorKind::Error, m)));
+                if let Err((kind, message)) = result {
+                    failed = true;
+                    let err = RuleRuntimeError { rule: set.rules()[rule as usize].id.clone(), kind, message };
+                    self.record_error(rule as usize, &err);
+                    out.errors.push(err);
+                }
+            }
+        }
+        // A failed evaluation may succeed next time (e.g. a time limit under load).
+        if cacheable
+            && !failed
+            && let Some(cache) = &mut self.cache
+        {
+            cache.put(self.key.clone().into_boxed_slice(), raw.clone().into());
+        }
+        self.finish(&set, raw.into_iter(), event, &mut out);
+        out
+    }
+
+    fn finish(
+        &self,
+        set: &PolicySet,
+        raw: impl Iterator<Item = RawAlert>,
+        event: &serde_json::Value,
+        out: &mut Evaluation,
+    ) {
+        for a in raw {
+            let idx = a.rule as usize;
+            if set.is_excepted(idx, event) {
+                out.suppressed += 1;
+                continue;
+            }
+            let info = &set.rules()[idx];
+            out.alerts.push(Alert {
+                rule: info.id.clone(),
+                severity: info.severity,
+                title: info.title.clone(),
+                message: a.message,
+                mitre: info.mitre.clone(),
+                event: event.clone(),
+                extra: a.extra,
+            });
+        }
+        self.counters.alerts.fetch_add(out.alerts.len() as u64, Relaxed);
+        if out.suppressed > 0 {
+            self.counters.suppressed.fetch_add(out.suppressed as u64, Relaxed);
+        }
+    }
+
+    fn record_error(&mut self, rule: usize, err: &RuleRuntimeError) {
+        self.counters.runtime_errors.fetch_add(1, Relaxed);
+        if err.kind == RuntimeErrorKind::Limit {
+            self.counters.limit_hits.fetch_add(1, Relaxed);
+        }
+        *self.counters.rule_errors.lock().unwrap_or_else(|p| p.into_inner()).entry(err.rule.clone()).or_default() += 1;
+        let (last, skipped) = &mut self.error_log[rule];
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_INTERVAL) {
+            tracing::warn!(
+                rule = %err.rule,
+                kind = ?err.kind,
+                error = %err.message,
+                not_logged_since_last = *skipped,
+                "policy rule failed at run time"
+            );
+            *last = Some(now);
+            *skipped = 0;
+        } else {
+            *skipped += 1;
+        }
+    }
+}
+
+/// Turns a rule's `alert` value (a set of objects with a string `message`, or of
+/// strings) into raw alerts.
+fn collect_alerts(rule: u32, value: &Value, out: &mut Vec<RawAlert>) -> Result<(), String> {
+    let mut one = |v: &Value| -> Result<(), String> {
+        match v {
+            Value::String(s) => {
+                out.push(RawAlert { rule, message: s.to_string(), extra: serde_json::Map::new() });
+                Ok(())
+            }
+            Value::Object(_) => {
+                let json = serde_json::to_value(v).map_err(|e| e.to_string())?;
+                let serde_json::Value::Object(mut map) = json else {
+                    return Err("alert is not an object".into());
+                };
+                let Some(serde_json::Value::String(message)) = map.remove("message") else {
+                    return Err("alert object has no string `message`".into());
+                };
+                map.retain(|k, _| !RESERVED_ALERT_KEYS.contains(&k.as_str()));
+                out.push(RawAlert { rule, message, extra: map });
+                Ok(())
+            }
+            other => Err(format!(
+                "alert must be an object with a string `message`, got {}",
+                other.to_json_str().unwrap_or_default().trim()
+            )),
+        }
+    };
+    match value {
+        Value::Undefined => Ok(()),
+        Value::Set(s) => s.iter().try_for_each(&mut one),
+        Value::Array(a) => a.iter().try_for_each(&mut one),
+        Value::Object(_) | Value::String(_) => one(value),
+        other => {
+            Err(format!("`alert` must be a set of objects, got {}", other.to_json_str().unwrap_or_default().trim()))
+        }
+    }
+}
+
+/// Writes an unambiguous encoding of the event restricted to `plan`'s paths: equal
+/// keys mean the rules see equal inputs, hence produce equal results.
+fn write_key(plan: &PathTrie, v: &serde_json::Value, key: &mut Vec<u8>) {
+    for (name, child) in &plan.children {
+        match v.get(name) {
+            None => key.push(0),
+            Some(sub) if child.whole || !sub.is_object() => {
+                key.push(1);
+                // Writing JSON into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *key, sub);
+            }
+            Some(sub) => {
+                key.push(2);
+                write_key(child, sub, key);
+            }
+        }
+    }
+    let _ = key.flush();
+}
+
+/// The event restricted to `plan`'s paths, as the rules' `input`.
+fn project(plan: &PathTrie, v: &serde_json::Value) -> Value {
+    let mut obj = Value::new_object();
+    if let Ok(map) = obj.as_object_mut() {
+        for (name, child) in &plan.children {
+            let Some(sub) = v.get(name) else { continue };
+            let value = if child.whole || !sub.is_object() {
+                Value::deserialize(sub).unwrap_or(Value::Undefined)
+            } else {
+                project(child, sub)
+            };
+            map.insert(Value::from(name.as_str()), value);
+        }
+    }
+    obj
+}
