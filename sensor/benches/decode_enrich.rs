@@ -17,12 +17,24 @@ fn bytes<T: Copy>(v: &T) -> Vec<u8> {
 fn hdr(ty: u32, pid: u32) -> EventHeader {
     let mut comm = [0u8; 16];
     comm[..5].copy_from_slice(b"nginx");
-    EventHeader { ty, pid, tid: pid, ppid: 1, ts_ns: 1_000_000 + pid as u64, start_time: 42, comm, ..Default::default() }
+    EventHeader {
+        ty,
+        pid,
+        tid: pid,
+        ppid: 1,
+        ts_ns: 1_000_000 + pid as u64,
+        start_time: 42,
+        comm,
+        ..Default::default()
+    }
 }
 
 fn open_record(pid: u32, resolved: bool) -> Vec<u8> {
-    let (path, base): (&[u8], &[u8]) =
-        if resolved { (b"/var/www/html/static/app.js\0", b"") } else { (b"../conf/missing.conf\0", b"/etc/nginx/sites\0") };
+    let (path, base): (&[u8], &[u8]) = if resolved {
+        (b"/var/www/html/static/app.js\0", b"")
+    } else {
+        (b"../conf/missing.conf\0", b"/etc/nginx/sites\0")
+    };
     let e = FileEvent {
         hdr: hdr(EV_OPEN, pid),
         result: if resolved { 12 } else { -2 },
@@ -56,7 +68,14 @@ fn exec_record(pid: u32) -> Vec<u8> {
 }
 
 fn connect_record(pid: u32) -> Vec<u8> {
-    let mut e = NetEvent { hdr: hdr(EV_CONNECT, pid), family: 2, sport: 40000, dport: 5432, direction: 1, ..Default::default() };
+    let mut e = NetEvent {
+        hdr: hdr(EV_CONNECT, pid),
+        family: 2,
+        sport: 40000,
+        dport: 5432,
+        direction: 1,
+        ..Default::default()
+    };
     e.saddr[..4].copy_from_slice(&[10, 0, 0, 2]);
     e.daddr[..4].copy_from_slice(&[10, 0, 0, 9]);
     bytes(&e)
@@ -77,7 +96,12 @@ fn bench(c: &mut Criterion) {
     // processes known in advance, as after the /proc scan
     let mut table = ProcTable::with_procfs(65536, "/nonexistent");
     for pid in 1000..1300u32 {
-        let exec = sensor::decode::Exec { exe: "/usr/sbin/nginx".into(), args: vec!["nginx".into()], cwd: "/".into(), ..Default::default() };
+        let exec = sensor::decode::Exec {
+            exe: "/usr/sbin/nginx".into(),
+            args: vec!["nginx".into()],
+            cwd: "/".into(),
+            ..Default::default()
+        };
         let h = sensor::decode::Header { pid, ppid: 1, start_time: 42, ..Default::default() };
         table.on_exec(&h, &exec);
     }

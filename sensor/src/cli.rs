@@ -22,6 +22,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validate, test, evaluate and list Rego rules.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Query and verify the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Args, Debug, Default)]
@@ -38,6 +44,18 @@ pub struct RunArgs {
     /// Event types to report (comma-separated), e.g. exec,open,connect.
     #[arg(long, value_delimiter = ',')]
     pub events: Option<Vec<String>>,
+    /// Extra rule directory (repeatable), loaded after the embedded rules.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Audit database path (default /var/lib/sensor/audit.db).
+    #[arg(long, value_name = "PATH")]
+    pub audit_db: Option<PathBuf>,
+    /// Do not keep an audit trail.
+    #[arg(long)]
+    pub no_audit: bool,
+    /// Do not evaluate rules.
+    #[arg(long)]
+    pub no_policy: bool,
     /// Exit after this many seconds (for tests and benchmarks).
     #[arg(long, hide = true)]
     pub duration_secs: Option<u64>,
@@ -54,6 +72,13 @@ impl RunArgs {
         }
         if let Some(v) = &self.events {
             cfg.kernel.events = v.clone();
+        }
+        cfg.policy.rules_dirs.extend(self.rules.iter().cloned());
+        if let Some(p) = &self.audit_db {
+            cfg.audit.path = p.clone();
+        }
+        if self.no_audit {
+            cfg.audit.enabled = false;
         }
     }
 }

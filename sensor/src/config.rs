@@ -34,6 +34,10 @@ pub struct Config {
     pub kernel: KernelConfig,
     pub process_table: ProcTableConfig,
     pub pipeline: PipelineConfig,
+    /// Rego rules: the embedded defaults, extra directories, overrides.
+    pub policy: policy::PolicyConfig,
+    /// The tamper-evident SQLite audit trail.
+    pub audit: audit::AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +200,11 @@ impl Config {
         }
         if self.pipeline.queue_capacity == 0 {
             errs.push("pipeline.queue_capacity must be at least 1".into());
+        }
+        if self.audit.enabled
+            && let Err(e) = self.audit.validate()
+        {
+            errs.push(format!("audit: {e}"));
         }
         if errs.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errs)) }
     }

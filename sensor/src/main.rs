@@ -17,5 +17,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Policy(cmd) => exit(policy::run_cli(cmd, sensor_rules::FILES)),
+        Command::Audit(cmd) => exit(audit::run_cli(cmd)),
+    }
+}
+
+fn exit(r: anyhow::Result<i32>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("sensor: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }

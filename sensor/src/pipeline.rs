@@ -1,9 +1,17 @@
-//! The consumer side of the event queue: every enriched event passes through
-//! each stage in order (policy, audit, outputs). Runs on its own thread so
-//! that slow stages back up into the bounded queue, where the reader drops
-//! and counts, instead of stalling the kernel reader.
+//! The consumer side of the event queue, on its own thread: every enriched
+//! event is written out, recorded in the audit trail and evaluated by the
+//! policy engine; alerts go to the same outputs and to the alert sinks.
+//!
+//! Why one thread: the stages are ordered per event (an alert is recorded
+//! after the event that caused it) and the policy engine keeps per-thread
+//! caches. Slow stages back up into the bounded queue, where the reader
+//! drops and counts, so the kernel reader never stalls.
+//!
+//! Synthetic events (policy_reload_failed, audit_degraded, sink_degraded)
+//! arrive on a second, small channel and take the same path.
 
-use crate::event::Event;
+use crate::event::{Event, format_ts};
+use serde_json::Value;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,35 +19,32 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// One consumer of events. Stages must not block for long: they run inline.
-pub trait Stage: Send {
-    fn name(&self) -> &'static str;
-    fn handle(&mut self, ev: &Event);
-    /// Called when the queue goes idle and at least every 100 ms.
-    fn flush(&mut self) {}
-    /// Called once at shutdown, after the last event.
-    fn finish(&mut self) {
-        self.flush();
-    }
-}
-
 #[derive(Default)]
 pub struct PipelineStats {
     pub processed: AtomicU64,
+    pub synthetic: AtomicU64,
     pub output_errors: AtomicU64,
+    pub alerts: AtomicU64,
+    pub policy_ns: AtomicU64,
 }
 
-/// Writes events as JSON lines (`--events-out`).
+/// Where alerts go besides the event stream and the audit trail.
+pub trait AlertSink: Send {
+    fn submit(&mut self, alert: &Value);
+    /// Called once at shutdown.
+    fn finish(&mut self) {}
+}
+
+/// Writes events and alerts as JSON lines (`--events-out`).
 pub struct JsonLines {
     out: std::io::BufWriter<Box<dyn Write + Send>>,
-    stats: Arc<PipelineStats>,
     buf: Vec<u8>,
     failed: bool,
 }
 
 impl JsonLines {
     /// `target` is a path or "-" for stdout. A file is appended to.
-    pub fn open(target: &str, stats: Arc<PipelineStats>) -> std::io::Result<Self> {
+    pub fn open(target: &str) -> std::io::Result<Self> {
         let w: Box<dyn Write + Send> = if target == "-" {
             Box::new(std::io::stdout())
         } else {
@@ -47,29 +52,22 @@ impl JsonLines {
         };
         Ok(JsonLines {
             out: std::io::BufWriter::with_capacity(256 * 1024, w),
-            stats,
             buf: Vec::with_capacity(1024),
             failed: false,
         })
     }
-}
 
-impl Stage for JsonLines {
-    fn name(&self) -> &'static str {
-        "events-out"
-    }
-
-    fn handle(&mut self, ev: &Event) {
+    fn write(&mut self, v: &impl serde::Serialize, stats: &PipelineStats) {
         self.buf.clear();
-        if serde_json::to_writer(&mut self.buf, ev).is_err() {
-            self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+        if serde_json::to_writer(&mut self.buf, v).is_err() {
+            stats.output_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.buf.push(b'\n');
         if let Err(e) = self.out.write_all(&self.buf) {
-            self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+            stats.output_errors.fetch_add(1, Ordering::Relaxed);
             if !self.failed {
-                // log once per failure streak, not per event
+                // once per failure streak, not per event
                 tracing::error!("events-out: write failed: {e}");
                 self.failed = true;
             }
@@ -78,41 +76,154 @@ impl Stage for JsonLines {
         }
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, stats: &PipelineStats) {
         if self.out.flush().is_err() {
-            self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+            stats.output_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
+pub struct Processor {
+    pub events_out: Option<JsonLines>,
+    pub policy: Option<policy::PolicyEngine>,
+    pub audit: Option<Arc<audit::AuditStore>>,
+    pub alerts: Vec<Box<dyn AlertSink>>,
+    pub host: Arc<str>,
+    pub stats: Arc<PipelineStats>,
+    last_error_log: Option<Instant>,
+}
+
+impl Processor {
+    pub fn new(host: &str, stats: Arc<PipelineStats>) -> Self {
+        Processor {
+            events_out: None,
+            policy: None,
+            audit: None,
+            alerts: Vec::new(),
+            host: Arc::from(host),
+            stats,
+            last_error_log: None,
+        }
+    }
+
+    /// Whether any stage needs the event as a JSON value.
+    fn needs_value(&self) -> bool {
+        self.policy.is_some() || self.audit.is_some()
+    }
+
+    pub fn handle_event(&mut self, ev: &Event) {
+        if let Some(out) = &mut self.events_out {
+            out.write(ev, &self.stats);
+        }
+        if self.needs_value() {
+            match serde_json::to_value(ev) {
+                Ok(v) => self.record_and_evaluate(&v),
+                Err(_) => {
+                    self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.stats.processed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A synthetic event (already a JSON object); ts and host are filled in.
+    pub fn handle_synthetic(&mut self, mut v: Value) {
+        if let Some(obj) = v.as_object_mut() {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            obj.entry("ts").or_insert_with(|| format_ts(now.as_nanos() as u64).into());
+            obj.entry("host").or_insert_with(|| Value::from(&*self.host));
+        }
+        if let Some(out) = &mut self.events_out {
+            out.write(&v, &self.stats);
+        }
+        self.record_and_evaluate(&v);
+        self.stats.synthetic.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record_and_evaluate(&mut self, v: &Value) {
+        // the store counts its own drops (channel full, degraded); never blocks
+        if let Some(audit) = &self.audit {
+            audit.record_event(v);
+        }
+        let Some(engine) = &mut self.policy else { return };
+        let t = Instant::now();
+        let eval = engine.evaluate(v);
+        self.stats.policy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if !eval.errors.is_empty() {
+            // bounded: at most one log line per 10 s; the engine counts every error per rule
+            let due = self.last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10));
+            if due {
+                let e = &eval.errors[0];
+                tracing::warn!("rule {} failed at run time: {}", e.rule, e.message);
+                self.last_error_log = Some(Instant::now());
+            }
+        }
+        for alert in eval.alerts {
+            let Ok(mut a) = serde_json::to_value(&alert) else { continue };
+            if let Some(obj) = a.as_object_mut() {
+                obj.insert("type".into(), "alert".into());
+                obj.insert("ts".into(), v.get("ts").cloned().unwrap_or(Value::Null));
+                obj.insert("host".into(), Value::from(&*self.host));
+            }
+            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+            if let Some(out) = &mut self.events_out {
+                out.write(&a, &self.stats);
+            }
+            if let Some(audit) = &self.audit {
+                audit.record_alert(&a);
+            }
+            for sink in &mut self.alerts {
+                sink.submit(&a);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(out) = &mut self.events_out {
+            out.flush(&self.stats);
+        }
+    }
+
+    fn finish(mut self) {
+        self.flush();
+        for mut sink in self.alerts.drain(..) {
+            sink.finish();
+        }
+        // the owner (run.rs) shuts the store down once this reference is gone
+        self.audit.take();
+    }
+}
+
 pub fn spawn(
-    rx: Receiver<Event>,
-    mut stages: Vec<Box<dyn Stage>>,
-    stats: Arc<PipelineStats>,
+    events: Receiver<Event>,
+    synthetic: Receiver<Value>,
+    mut proc: Processor,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("pipeline".into()).spawn(move || {
         let mut last_flush = Instant::now();
         loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
+            while let Ok(v) = synthetic.try_recv() {
+                proc.handle_synthetic(v);
+            }
+            match events.recv_timeout(Duration::from_millis(50)) {
                 Ok(ev) => {
-                    for s in stages.iter_mut() {
-                        s.handle(&ev);
-                    }
-                    stats.processed.fetch_add(1, Ordering::Relaxed);
+                    proc.handle_event(&ev);
                     if last_flush.elapsed() >= Duration::from_millis(100) {
-                        stages.iter_mut().for_each(|s| s.flush());
+                        proc.flush();
                         last_flush = Instant::now();
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    stages.iter_mut().for_each(|s| s.flush());
+                    proc.flush();
                     last_flush = Instant::now();
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        for s in stages.iter_mut() {
-            s.finish();
+        // the reader is gone: take what is left of the synthetic events too
+        while let Ok(v) = synthetic.try_recv() {
+            proc.handle_synthetic(v);
         }
+        proc.finish();
     })
 }

@@ -7,11 +7,12 @@ use crate::enrich::Enricher;
 use crate::enrich::proctable::ProcTable;
 use crate::kernel::reader::{Reader, ReaderStats};
 use crate::kernel::{Kernel, KernelOptions};
-use crate::pipeline::{self, JsonLines, PipelineStats, Stage};
+use crate::pipeline::{self, JsonLines, PipelineStats, Processor};
 use sensor_bpf::wire::TYPE_NAMES;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
 fn init_logging() {
@@ -74,6 +75,9 @@ fn stats_json(kernel: &Kernel, reader: &ReaderStats, pipe: &PipelineStats) -> se
         "queue_dropped_by_type": per_type(reader.queue_dropped.iter().map(|c| c.load(Ordering::Relaxed))),
         "decode_errors": reader.decode_errors.load(Ordering::Relaxed),
         "processed": pipe.processed.load(Ordering::Relaxed),
+        "synthetic": pipe.synthetic.load(Ordering::Relaxed),
+        "alerts": pipe.alerts.load(Ordering::Relaxed),
+        "policy_eval_ms": pipe.policy_ns.load(Ordering::Relaxed) / 1_000_000,
         "output_errors": pipe.output_errors.load(Ordering::Relaxed),
     })
 }
@@ -87,7 +91,19 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cfg, args.duration_secs) {
+    // an invalid rule set is a configuration error: refuse to start, say why
+    let policy = if args.no_policy {
+        None
+    } else {
+        match policy::ReloadableEngine::new(cfg.policy.clone(), sensor_rules::FILES) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("sensor: invalid policy: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match run(cfg, policy, args.duration_secs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sensor: {e}");
@@ -96,8 +112,37 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-fn run(cfg: Config, duration_secs: Option<u64>) -> Result<(), String> {
+fn open_audit(
+    cfg: &Config,
+    synthetic: SyncSender<serde_json::Value>,
+) -> Result<Option<Arc<audit::AuditStore>>, String> {
+    if !cfg.audit.enabled {
+        return Ok(None);
+    }
+    if let Some(dir) = cfg.audit.path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    // runs on the audit writer thread: hand off, never block
+    let on_health: audit::HealthCallback = Box::new(move |h| {
+        let ev = match h {
+            audit::HealthEvent::Degraded { reason } => serde_json::json!({"type": "audit_degraded", "reason": reason}),
+            audit::HealthEvent::Recovered { degraded_for, lost } => serde_json::json!({
+                "type": "audit_recovered", "degraded_for_ms": degraded_for.as_millis() as u64, "lost": lost,
+            }),
+        };
+        let _ = synthetic.try_send(ev);
+    });
+    let store = audit::AuditStore::open_with_health(&cfg.audit, on_health)
+        .map_err(|e| format!("cannot open the audit trail {}: {e}", cfg.audit.path.display()))?;
+    Ok(Some(Arc::new(store)))
+}
+
+fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Option<u64>) -> Result<(), String> {
+    // before touching anything else: the clearest error when not root or without BTF
+    crate::kernel::check_privileges().map_err(|e| e.to_string())?;
     let host = cfg.host.clone().unwrap_or_else(hostname);
+    let (synthetic_tx, synthetic_rx) = std::sync::mpsc::sync_channel::<serde_json::Value>(1024);
+    let audit = open_audit(&cfg, synthetic_tx.clone())?;
     let mut kernel = Kernel::load(&kernel_options(&cfg)).map_err(|e| e.to_string())?;
     for (prog, why) in kernel.skipped() {
         tracing::warn!("program {prog} not attached: {why}");
@@ -109,16 +154,30 @@ fn run(cfg: Config, duration_secs: Option<u64>) -> Result<(), String> {
     let scanned = table.scan_procfs();
 
     let pipe_stats = Arc::new(PipelineStats::default());
-    let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+    let mut processor = Processor::new(&host, pipe_stats.clone());
     let events_out = cfg.events_out.clone().unwrap_or_else(|| "-".into());
     if events_out != "none" {
-        let out = JsonLines::open(&events_out, pipe_stats.clone())
-            .map_err(|e| format!("cannot open --events-out {events_out}: {e}"))?;
-        stages.push(Box::new(out));
+        processor.events_out =
+            Some(JsonLines::open(&events_out).map_err(|e| format!("cannot open --events-out {events_out}: {e}"))?);
     }
+    processor.audit = audit.clone();
+    processor.policy = policy.as_ref().map(|p| p.engine());
+    let _watch = match &policy {
+        Some(p) if cfg.policy.watch => {
+            let tx = synthetic_tx.clone();
+            Some(p.watch(Duration::from_millis(cfg.policy.watch_interval_ms.max(100)), move |r| match r {
+                Ok(s) => tracing::info!("policy reloaded: generation {}, {} rules", s.generation, s.rules),
+                Err(e) => {
+                    tracing::error!("policy reload failed, keeping the previous rules: {e}");
+                    let _ = tx.try_send(e.reload_failed_event());
+                }
+            }))
+        }
+        _ => None,
+    };
 
     let (tx, rx) = std::sync::mpsc::sync_channel(cfg.pipeline.queue_capacity);
-    let pipeline = pipeline::spawn(rx, stages, pipe_stats.clone()).map_err(|e| e.to_string())?;
+    let pipeline = pipeline::spawn(rx, synthetic_rx, processor).map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let reader_stats = Arc::new(ReaderStats::default());
     let reader = Reader {
@@ -132,18 +191,32 @@ fn run(cfg: Config, duration_secs: Option<u64>) -> Result<(), String> {
     .spawn()
     .map_err(|e| e.to_string())?;
 
+    let rules = policy.as_ref().map(|p| p.current().rules().iter().filter(|r| r.enabled).count()).unwrap_or(0);
     eprintln!(
-        "sensor ready: {} programs attached, {} processes known, events to {}",
+        "sensor ready: {} programs attached, {} processes known, {} rules, audit {}, events to {}",
         kernel.attached_count(),
         scanned,
+        rules,
+        audit.as_ref().map(|_| cfg.audit.path.display().to_string()).unwrap_or_else(|| "off".into()),
         events_out
     );
 
+    let stats = || {
+        let mut v = stats_json(&kernel, &reader_stats, &pipe_stats);
+        if let Some(p) = &policy {
+            v["policy"] = serde_json::to_value(p.counters()).unwrap_or_default();
+        }
+        if let Some(a) = &audit {
+            v["audit"] = serde_json::to_value(a.stats()).unwrap_or_default();
+        }
+        v
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         let interval = cfg.pipeline.stats_interval_secs;
         let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
         tick.tick().await;
@@ -159,19 +232,33 @@ fn run(cfg: Config, duration_secs: Option<u64>) -> Result<(), String> {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = &mut deadline => break,
-                _ = tick.tick(), if interval > 0 => {
-                    tracing::info!("stats {}", stats_json(&kernel, &reader_stats, &pipe_stats));
-                }
+                _ = hup.recv() => match &policy {
+                    Some(p) => match p.reload() {
+                        Ok(s) => tracing::info!("SIGHUP: policy reloaded: generation {}, {} rules", s.generation, s.rules),
+                        Err(e) => {
+                            tracing::error!("SIGHUP: policy reload failed, keeping the previous rules: {e}");
+                            let _ = synthetic_tx.try_send(e.reload_failed_event());
+                        }
+                    },
+                    None => tracing::info!("SIGHUP: policy is off, nothing to reload"),
+                },
+                _ = tick.tick(), if interval > 0 => tracing::info!("stats {}", stats()),
             }
         }
     });
 
     // Orderly stop: the reader drains what the kernel queued, the pipeline
-    // drains the queue and flushes, then dropping `kernel` detaches.
+    // drains the queue and flushes, the audit trail commits, then dropping
+    // `kernel` detaches.
     stop.store(true, Ordering::Release);
     let _ = reader.join();
+    drop(synthetic_tx);
     let _ = pipeline.join();
-    eprintln!("sensor stats: {}", stats_json(&kernel, &reader_stats, &pipe_stats));
+    let final_stats = stats();
+    if let Some(a) = audit.and_then(|a| Arc::try_unwrap(a).ok()) {
+        a.shutdown();
+    }
+    eprintln!("sensor stats: {final_stats}");
     drop(kernel);
     Ok(())
 }

@@ -73,6 +73,12 @@ pub struct Sensor {
 }
 
 impl Sensor {
+    pub fn audit_db(&self) -> PathBuf {
+        self.dir.join("audit.db")
+    }
+}
+
+impl Sensor {
     /// Starts `sensor run` with the given config text and waits for `sensor ready`.
     pub fn start(config: &str, extra_args: &[&str]) -> Sensor {
         require_root();
@@ -85,6 +91,8 @@ impl Sensor {
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(sensor_bin());
         cmd.arg("run").arg("--config").arg(&config_path).arg("--events-out").arg(&events_path);
+        // never the host's /var/lib/sensor: every sensor under test has its own trail
+        cmd.arg("--audit-db").arg(dir.join("audit.db"));
         cmd.args(extra_args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         cmd.env("SENSOR_LOG", "info");
         // the sensor must not outlive the test process

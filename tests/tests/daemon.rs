@@ -71,9 +71,8 @@ fn probe_reports_kernel_features_and_mechanisms() {
     let out = Command::new(sensor_bin()).args(["probe", "--json"]).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let feature = |name: &str| {
-        v["features"].as_array().unwrap().iter().find(|f| f["name"] == name).cloned().unwrap_or_default()
-    };
+    let feature =
+        |name: &str| v["features"].as_array().unwrap().iter().find(|f| f["name"] == name).cloned().unwrap_or_default();
     for f in ["btf", "ringbuf", "tracepoint", "tp_btf", "raw_tracepoint", "cgroup_v2"] {
         assert_eq!(feature(f)["available"], true, "{f}: {}", feature(f));
     }

@@ -91,7 +91,8 @@ fn main() {
                 measure_base(&mut base);
             }
             // the default configuration, events written to a file as in production
-            let config = std::env::var("BENCH_CONFIG").unwrap_or_else(|_| "[pipeline]\nstats_interval_secs = 0\n".into());
+            let config =
+                std::env::var("BENCH_CONFIG").unwrap_or_else(|_| "[pipeline]\nstats_interval_secs = 0\n".into());
             let sensor = Sensor::start(&config, &[]);
             let t = Instant::now();
             (w.run)(&dir, w.ops);
