@@ -28,6 +28,9 @@ pub enum Command {
     /// Query and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// List and retry alert deliveries in the outbox.
+    #[command(subcommand)]
+    Alerts(alerting::AlertsCommand),
 }
 
 #[derive(Args, Debug, Default)]

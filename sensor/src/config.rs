@@ -38,6 +38,8 @@ pub struct Config {
     pub policy: policy::PolicyConfig,
     /// The tamper-evident SQLite audit trail.
     pub audit: audit::AuditConfig,
+    /// Alert sinks (webhook, Slack, syslog, file, stdout) behind a durable outbox.
+    pub alerting: alerting::AlertingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +207,11 @@ impl Config {
             && let Err(e) = self.audit.validate()
         {
             errs.push(format!("audit: {e}"));
+        }
+        if !self.alerting.sinks.is_empty()
+            && let Err(e) = self.alerting.validate()
+        {
+            errs.push(format!("alerting: {e}"));
         }
         if errs.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errs)) }
     }

@@ -1,6 +1,7 @@
 //! The sensor daemon: kernel loading, decoding, enrichment and the event
 //! pipeline. `main.rs` is only argument parsing and dispatch.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod decode;

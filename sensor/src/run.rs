@@ -176,6 +176,36 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         _ => None,
     };
 
+    // The runtime hosts signal handling and the alert sinks' delivery tasks;
+    // the hot path (reader, pipeline) stays on plain threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sensor-async")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let alerter = if cfg.alerting.sinks.is_empty() {
+        None
+    } else {
+        let _enter = rt.enter();
+        let a = alerting::Alerter::start(cfg.alerting.clone()).map_err(|e| format!("alerting: {e}"))?;
+        let a = Arc::new(a);
+        let mut health = a.subscribe_health();
+        let tx = synthetic_tx.clone();
+        rt.spawn(async move {
+            while let Ok(ev) = health.recv().await {
+                let _ = tx.try_send(crate::alerts::health_event(&ev));
+            }
+        });
+        Some(a)
+    };
+    let alerts_refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(a) = &alerter {
+        processor
+            .alerts
+            .push(Box::new(crate::alerts::AlerterSink { alerter: a.clone(), refused: alerts_refused.clone() }));
+    }
+
     let (tx, rx) = std::sync::mpsc::sync_channel(cfg.pipeline.queue_capacity);
     let pipeline = pipeline::spawn(rx, synthetic_rx, processor).map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -209,9 +239,12 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         if let Some(a) = &audit {
             v["audit"] = serde_json::to_value(a.stats()).unwrap_or_default();
         }
+        if let Some(a) = &alerter {
+            v["alerting"] = serde_json::to_value(a.stats()).unwrap_or_default();
+            v["alerts_refused"] = alerts_refused.load(Ordering::Relaxed).into();
+        }
         v
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -255,6 +288,13 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
     drop(synthetic_tx);
     let _ = pipeline.join();
     let final_stats = stats();
+    // deliver what the sinks can in a few seconds; the rest stays in the outbox
+    if let Some(a) = alerter.and_then(|a| Arc::try_unwrap(a).ok()) {
+        let report = rt.block_on(a.shutdown(Duration::from_secs(5)));
+        if report.pending > 0 {
+            tracing::info!("{} alert deliveries pending in the outbox for the next start", report.pending);
+        }
+    }
     if let Some(a) = audit.and_then(|a| Arc::try_unwrap(a).ok()) {
         a.shutdown();
     }

@@ -73,17 +73,18 @@ static __always_inline bool is_self(void)
 
 static __always_inline void fill_header(struct event_header *h, __u32 type)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	/* BTF pointer loads instead of probe-read helper calls: a few ns each */
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
 	h->ts_ns = bpf_ktime_get_boot_ns();
 	h->cgroup_id = bpf_get_current_cgroup_id();
-	h->start_time = BPF_CORE_READ(task, group_leader, start_time);
+	h->start_time = task->group_leader->start_time;
 	h->type = type;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid;
 	h->uid = (__u32)uid_gid;
 	h->gid = uid_gid >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
@@ -206,13 +207,13 @@ static long emit_step(__u32 i, void *data)
 static __always_inline __u32 write_path(struct scratch *s, __u32 off, const struct dentry *dentry,
 					const struct vfsmount *vfsmnt, bool *truncated)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct path_state *c = &s->ps;
 	c->dentry = dentry;
 	c->vfsmnt = vfsmnt;
 	c->mnt = (const void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	c->root_dentry = BPF_CORE_READ(task, fs, root.dentry);
-	c->root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+	c->root_dentry = task->fs->root.dentry;
+	c->root_mnt = task->fs->root.mnt;
 	c->depth = 0;
 	c->complete = 0;
 	c->truncated = 0;
@@ -241,13 +242,12 @@ static __always_inline __u32 write_path(struct scratch *s, __u32 off, const stru
 /* The file open as fd in the current task, or NULL. */
 static __always_inline struct file *fd_file(long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct files_struct *files = BPF_CORE_READ(task, files);
-	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	unsigned int max = fdt->max_fds;
 	if (fd < 0 || fd >= max)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
