@@ -281,3 +281,19 @@ mod tests {
         assert!(e.contains("/nonexistent/sensor.toml"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod readme {
+    /// The configuration example in README.md parses and validates: the
+    /// documentation cannot drift from the schema.
+    #[test]
+    fn readme_example_is_a_valid_config() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").expect("a toml block in README.md") + 8;
+        let end = start + readme[start..].find("```").unwrap();
+        let cfg = super::Config::parse(&readme[start..end]).unwrap_or_else(|e| panic!("README config: {e}"));
+        cfg.validate().unwrap_or_else(|e| panic!("README config: {e}"));
+        assert_eq!(cfg.alerting.sinks.len(), 1);
+        assert_eq!(cfg.kernel.file_filter.watch_prefixes, vec!["/etc/"]);
+    }
+}
