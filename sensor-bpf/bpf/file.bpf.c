@@ -121,7 +121,8 @@ static __always_inline __u32 write_user_path(struct scratch *s, __u32 off, const
 static __always_inline bool filtered(struct scratch *s, struct file_event *ev, bool read_only)
 {
 	const char *path = &s->buf[sizeof(struct file_event)];
-	if (path[0] != '/')
+	/* a relative or truncated path has no known prefix: report it */
+	if (path[0] != '/' || (ev->info & FILE_PATH_TRUNCATED))
 		return false;
 	struct path_filter_key key = {};
 	__u32 len = ev->path_len > 0 ? ev->path_len - 1 : 0;

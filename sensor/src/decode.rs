@@ -266,7 +266,16 @@ fn file(e: &wire::FileEvent, data: &[u8]) -> Result<File, WireError> {
         // an open that succeeded (or fchmod): canonical from the dentry, plus the caller's string
         out.path = path;
         if e.info & wire::FILE_BASE_IS_CWD != 0 && e.base2_len > 0 {
-            out.cwd = Some(base2);
+            out.cwd = Some(base2.clone());
+        }
+        // a walk cut short lacks the path's beginning; the caller's string,
+        // joined and normalised, is complete (though symlinks stay unresolved)
+        if e.info & wire::FILE_PATH_TRUNCATED != 0 && e.path2_len > 0 {
+            let joined = join_normalize(&base2, &path2);
+            if !joined.starts_with('?') {
+                out.path = joined;
+                out.resolved = false;
+            }
         }
         if e.path2_len > 0 && path2 != out.path {
             out.raw_path = Some(path2);
@@ -475,6 +484,16 @@ mod tests {
         let b = file_record(EV_OPEN, FILE_PATH_RESOLVED, [b"/etc/passwd\0", b"", b"/etc/passwd\0", b""]);
         let Body::File(f) = decode(&b).unwrap().body else { panic!() };
         assert_eq!(f.raw_path, None);
+    }
+
+    #[test]
+    fn truncated_walk_falls_back_to_the_callers_complete_string() {
+        let info = FILE_PATH_RESOLVED | FILE_PATH_TRUNCATED | FILE_BASE_IS_CWD;
+        let b = file_record(EV_OPEN, info, [b"/d40/d41/leaf\0", b"", b"d0/../d1/leaf\0", b"/deep\0"]);
+        let Body::File(f) = decode(&b).unwrap().body else { panic!() };
+        assert_eq!(f.path, "/deep/d1/leaf");
+        assert!(f.truncated && !f.resolved);
+        assert_eq!(f.cwd.as_deref(), Some("/deep"));
     }
 
     #[test]

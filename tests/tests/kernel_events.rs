@@ -357,3 +357,70 @@ fn file_events_outside_the_watched_prefix_are_filtered_in_the_kernel() {
     let leaked = sensor.matching(|e| s(e, &["file", "path"]) == outside.to_str().unwrap());
     assert!(leaked.is_empty(), "watch_only let through {leaked:?}");
 }
+
+#[test]
+fn openat2_is_reported_with_its_flags_and_mode() {
+    let sensor = shared();
+    let dir = test_dir(&shared_root(), "openat2");
+    let path = CString::new(dir.join("via-openat2").to_str().unwrap()).unwrap();
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow { flags: (libc::O_CREAT | libc::O_WRONLY) as u64, mode: 0o640, resolve: 0 };
+    // SAFETY: openat2 reads `how` (size given) and the path; the fd is closed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    assert!(fd >= 0, "openat2: {}", std::io::Error::last_os_error());
+    // SAFETY: closing the fd we opened.
+    unsafe { libc::close(fd as i32) };
+    let ev = sensor.wait_for("openat2", |e| is(e, "open") && s(e, &["file", "path"]) == path.to_str().unwrap());
+    assert_eq!(u(&ev, &["file", "mode"]), 0o640);
+    let flags = get(&ev, &["file", "flags"]);
+    assert!(flags.as_array().unwrap().contains(&"O_CREAT".into()), "{flags}");
+    assert_eq!(get(&ev, &["file", "result"]).as_i64(), Some(fd));
+}
+
+#[test]
+fn a_huge_argv_is_truncated_and_says_so() {
+    let sensor = shared();
+    let marker = format!("huge-{}", unique());
+    let filler = "x".repeat(100);
+    let mut args = vec![marker.clone()];
+    args.extend(std::iter::repeat_n(filler.clone(), 200)); // ~20 KB of argv
+    assert!(Command::new("/bin/true").args(&args).status().unwrap().success());
+    let ev = sensor.wait_for("exec with a huge argv", |e| {
+        is(e, "exec") && get(e, &["process", "args"]).get(1).and_then(Value::as_str) == Some(marker.as_str())
+    });
+    assert_eq!(get(&ev, &["exec", "args_truncated"]), true);
+    assert_eq!(u(&ev, &["exec", "argc"]), 202, "argc is the real count (argv[0] + 201)");
+    let got = get(&ev, &["process", "args"]).as_array().unwrap();
+    assert!(got.len() > 50 && got.len() < 202, "kept {} args", got.len());
+    assert!(got[2..got.len() - 1].iter().all(|a| a == filler.as_str()), "whole args are intact");
+}
+
+#[test]
+fn a_path_deeper_than_the_walk_bound_is_flagged_and_still_complete() {
+    let sensor = shared();
+    let mut deep = test_dir(&shared_root(), "deep");
+    for i in 0..70 {
+        deep.push(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let file = deep.join("leaf.txt");
+    std::fs::write(&file, b"x").unwrap();
+    let ev = sensor.wait_for("deep open", |e| {
+        is(e, "open") && u(e, &["process", "pid"]) == me() && s(e, &["file", "path"]) == file.to_str().unwrap()
+    });
+    assert_eq!(get(&ev, &["file", "truncated"]), true, "{ev}");
+    assert_eq!(get(&ev, &["file", "resolved"]), false, "taken from the caller's string: {ev}");
+}

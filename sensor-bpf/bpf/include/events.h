@@ -37,7 +37,7 @@ enum event_type {
 #define ARGS_MAX 8192       /* argv bytes copied at exec; longer sets EXEC_ARGS_TRUNCATED */
 #define PATH_MAX_LEN 4096   /* an assembled path */
 #define NAME_MAX_LEN 256    /* one path component, including NUL */
-#define PATH_DEPTH_MAX 32   /* components walked up from a dentry (a power of two) */
+#define PATH_DEPTH_MAX 64   /* components walked up from a dentry (a power of two) */
 #define RAW_PATH_MAX 512    /* a path string as the caller passed it */
 #define DNS_PAYLOAD_MAX 512 /* bytes of a DNS datagram copied */
 
