@@ -149,6 +149,7 @@ fn measure_layout(manifest: &Path, out: &Path) {
             ],
         ),
         ("dns_event", &["saddr", "daddr", "sport", "dport", "family", "direction", "payload_len", "total_len", "data"]),
+        ("syscall_event", &["result", "args", "syscall_nr", "str1_len", "str2_len", "str3_len", "flags", "data"]),
     ];
     let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"events.h\"\nint main(void) {\n");
     for (name, fields) in structs {

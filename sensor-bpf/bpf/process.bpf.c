@@ -111,3 +111,238 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	bpf_ringbuf_submit(ev, rb_flags());
 	return 0;
 }
+
+/* ---- security-relevant syscalls (struct syscall_event) ---- */
+
+#define AF_PACKET_ 17
+#define SOCK_RAW_ 3
+#define SOCK_TYPE_MASK_ 0xf
+#define S_IFMT_ 0170000
+#define S_IFSOCK_ 0140000
+#define BPF_PROG_LOAD_ 5
+#define PTRACE_TRACEME_ 0
+#define PTRACE_POKETEXT_ 4
+#define PTRACE_POKEDATA_ 5
+#define PTRACE_POKEUSER_ 6
+#define PTRACE_SETREGS_ 13
+#define PTRACE_ATTACH_ 16
+#define PTRACE_SEIZE_ 0x4206
+
+struct sc_pending {
+	__u32 type;
+	__u32 nr;
+	__u64 args[6];
+	__u16 flags;
+};
+
+/* The syscall in flight on each thread (type 0: none); see file.bpf.c. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sc_pending);
+} sc_pending_map SEC(".maps");
+
+/*
+ * `nargs` must be a constant: the kernel refuses to attach a program that
+ * may read past the tracepoint's record (EACCES), and a syscall's record
+ * holds only its own arguments.
+ */
+static __always_inline int sc_stash(struct trace_event_raw_sys_enter *ctx, __u32 type, __u16 flags, const int nargs)
+{
+	if (!type_enabled(type) || is_self())
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sc_pending *p = bpf_task_storage_get(&sc_pending_map, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return 0;
+	p->type = type;
+	p->nr = (__u32)ctx->id;
+	p->flags = flags;
+	/* ctx may only be read at constant offsets: no loop */
+	__builtin_memset(p->args, 0, sizeof(p->args));
+	if (nargs > 0)
+		p->args[0] = ctx->args[0];
+	if (nargs > 1)
+		p->args[1] = ctx->args[1];
+	if (nargs > 2)
+		p->args[2] = ctx->args[2];
+	if (nargs > 3)
+		p->args[3] = ctx->args[3];
+	if (nargs > 4)
+		p->args[4] = ctx->args[4];
+	return 0;
+}
+
+static __always_inline __u16 user_str(struct scratch *s, __u32 off, __u64 uptr, __u32 max)
+{
+	if (!uptr)
+		return 0;
+	long n = bpf_probe_read_user_str(&s->buf[off & SCRATCH_MASK], max, (const void *)uptr);
+	return n > 0 ? n : 0;
+}
+
+static __always_inline int sc_exit(long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sc_pending *pp = bpf_task_storage_get(&sc_pending_map, task, 0, 0);
+	if (!pp || pp->type == 0)
+		return 0;
+	struct sc_pending p = *pp;
+	pp->type = 0;
+
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct syscall_event *ev = (struct syscall_event *)s->buf;
+	fill_header(&ev->hdr, p.type);
+	ev->result = ret;
+	ev->syscall_nr = p.nr;
+	ev->flags = p.flags;
+	ev->_pad = 0;
+	ev->str1_len = ev->str2_len = ev->str3_len = 0;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = p.args[i];
+	__u32 off = sizeof(*ev);
+
+	switch (p.type) {
+	case EV_MODULE_LOAD:
+		if (p.nr == 313 /* finit_module(fd, uargs, flags) */) {
+			struct file *f = fd_file(p.args[0]);
+			bool trunc = false;
+			if (f) {
+				__u32 n = write_path(s, off, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt),
+						     &trunc);
+				ev->str1_len = n;
+				off += n;
+			}
+			ev->str2_len = user_str(s, off, p.args[1], RAW_PATH_MAX);
+		} else { /* init_module(image, len, uargs) */
+			ev->str2_len = user_str(s, off, p.args[2], RAW_PATH_MAX);
+		}
+		off += ev->str2_len;
+		break;
+	case EV_BPF: {
+		/* the name from the bpf_attr the caller passed */
+		__u64 name = p.args[1] + bpf_core_field_offset(union bpf_attr, prog_name);
+		long n = bpf_probe_read_user(&s->buf[off & SCRATCH_MASK], 16, (const void *)name);
+		if (n == 0) {
+			s->buf[(off + 15) & SCRATCH_MASK] = 0;
+			ev->str1_len = 16;
+			off += 16;
+		}
+		break;
+	}
+	case EV_MEMFD_CREATE:
+		ev->str1_len = user_str(s, off, p.args[0], NAME_MAX_LEN);
+		off += ev->str1_len;
+		break;
+	case EV_MOUNT:
+		ev->str1_len = user_str(s, off, p.args[0], RAW_PATH_MAX);
+		off += ev->str1_len;
+		ev->str2_len = user_str(s, off, p.args[1], RAW_PATH_MAX);
+		off += ev->str2_len;
+		ev->str3_len = user_str(s, off, p.args[2], 64);
+		off += ev->str3_len;
+		break;
+	default:
+		break;
+	}
+	if (off > SCRATCH_MASK)
+		off = SCRATCH_MASK;
+	emit(s->buf, off, p.type);
+	return 0;
+}
+
+#define SC_EXIT(name)                                                                              \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                                      \
+	{                                                                                          \
+		return sc_exit(ctx->ret);                                                          \
+	}
+
+/* Stash every call of a syscall under one event type. */
+#define SC_ALL(name, type, nargs)                                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)                                    \
+	{                                                                                          \
+		return sc_stash(ctx, type, 0, nargs);                                              \
+	}                                                                                          \
+	SC_EXIT(name)
+
+/* ptrace: the requests that attach to or write into another process */
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int enter_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	long req = ctx->args[0];
+	if (req != PTRACE_TRACEME_ && req != PTRACE_ATTACH_ && req != PTRACE_SEIZE_ && req != PTRACE_POKETEXT_ &&
+	    req != PTRACE_POKEDATA_ && req != PTRACE_POKEUSER_ && req != PTRACE_SETREGS_)
+		return 0;
+	return sc_stash(ctx, EV_PTRACE, 0, 4);
+}
+SC_EXIT(ptrace)
+
+SC_ALL(init_module, EV_MODULE_LOAD, 3)
+SC_ALL(finit_module, EV_MODULE_LOAD, 3)
+
+/* bpf: program loads only (maps and lookups are the busy, benign part) */
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int enter_bpf(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[0] != BPF_PROG_LOAD_)
+		return 0;
+	return sc_stash(ctx, EV_BPF, 0, 3);
+}
+SC_EXIT(bpf)
+
+SC_ALL(memfd_create, EV_MEMFD_CREATE, 2)
+
+/* socket: raw and packet sockets only */
+SEC("tracepoint/syscalls/sys_enter_socket")
+int enter_socket(struct trace_event_raw_sys_enter *ctx)
+{
+	long family = ctx->args[0], type = ctx->args[1] & SOCK_TYPE_MASK_;
+	if (family != AF_PACKET_ && type != SOCK_RAW_)
+		return 0;
+	return sc_stash(ctx, EV_SOCKET, 0, 3);
+}
+SC_EXIT(socket)
+
+/* dup2/dup3 onto stdin, stdout or stderr: how a shell is wired to a socket */
+static __always_inline int dup_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	long newfd = ctx->args[1];
+	if (newfd < 0 || newfd > 2 || !type_enabled(EV_DUP))
+		return 0;
+	__u16 flags = 0;
+	struct file *f = fd_file(ctx->args[0]);
+	if (f && (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_) == S_IFSOCK_)
+		flags |= SC_OLDFD_IS_SOCKET;
+	return sc_stash(ctx, EV_DUP, flags, 2);
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int enter_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	return dup_enter(ctx);
+}
+SC_EXIT(dup2)
+
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int enter_dup3(struct trace_event_raw_sys_enter *ctx)
+{
+	return dup_enter(ctx);
+}
+SC_EXIT(dup3)
+
+SC_ALL(setuid, EV_SETUID, 1)
+SC_ALL(setgid, EV_SETUID, 1)
+SC_ALL(setreuid, EV_SETUID, 2)
+SC_ALL(setregid, EV_SETUID, 2)
+SC_ALL(setresuid, EV_SETUID, 3)
+SC_ALL(setresgid, EV_SETUID, 3)
+SC_ALL(setfsuid, EV_SETUID, 1)
+SC_ALL(setfsgid, EV_SETUID, 1)
+SC_ALL(mount, EV_MOUNT, 5)
+SC_ALL(setns, EV_NAMESPACE, 2)
+SC_ALL(unshare, EV_NAMESPACE, 1)

@@ -19,8 +19,19 @@ pub const EV_ACCEPT: u32 = 11;
 pub const EV_LISTEN: u32 = 12;
 pub const EV_CLOSE: u32 = 13;
 pub const EV_DNS: u32 = 14;
+pub const EV_PTRACE: u32 = 15;
+pub const EV_MODULE_LOAD: u32 = 16;
+pub const EV_BPF: u32 = 17;
+pub const EV_MEMFD_CREATE: u32 = 18;
+pub const EV_SOCKET: u32 = 19;
+pub const EV_DUP: u32 = 20;
+pub const EV_SETUID: u32 = 21;
+pub const EV_MOUNT: u32 = 22;
+pub const EV_NAMESPACE: u32 = 23;
 /// Size of per-type arrays (lost counters, the enable mask).
-pub const EV_TYPE_MAX: u32 = 16;
+pub const EV_TYPE_MAX: u32 = 32;
+
+pub const SC_OLDFD_IS_SOCKET: u16 = 1 << 0;
 
 pub const EXEC_ARGS_TRUNCATED: u16 = 1 << 0;
 pub const EXEC_EXE_TRUNCATED: u16 = 1 << 1;
@@ -49,8 +60,38 @@ pub const DNS_PAYLOAD_MAX: usize = 512;
 
 /// Every event type name, indexed by its number (index 0 and gaps are "").
 pub const TYPE_NAMES: [&str; EV_TYPE_MAX as usize] = [
-    "", "exec", "fork", "exit", "open", "unlink", "rename", "chmod", "link", "symlink", "connect", "accept", "listen",
-    "close", "dns", "",
+    "",
+    "exec",
+    "fork",
+    "exit",
+    "open",
+    "unlink",
+    "rename",
+    "chmod",
+    "link",
+    "symlink",
+    "connect",
+    "accept",
+    "listen",
+    "close",
+    "dns",
+    "ptrace",
+    "module_load",
+    "bpf",
+    "memfd_create",
+    "socket",
+    "dup",
+    "setuid",
+    "mount",
+    "namespace",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
 ];
 
 /// The event type number for a name, as used in configuration.
@@ -156,6 +197,20 @@ pub struct DnsEvent {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyscallEvent {
+    pub hdr: EventHeader,
+    pub result: i64,
+    pub args: [u64; 6],
+    pub syscall_nr: u32,
+    pub str1_len: u16,
+    pub str2_len: u16,
+    pub str3_len: u16,
+    pub flags: u16,
+    pub _pad: u32,
+}
+
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PathFilterKey {
     pub prefixlen: u32,
@@ -172,7 +227,7 @@ pub trait Wire: sealed::Sealed + Copy {}
 macro_rules! wire {
     ($($t:ty),*) => { $(impl sealed::Sealed for $t {} impl Wire for $t {})* };
 }
-wire!(EventHeader, ExecEvent, ForkEvent, ExitEvent, FileEvent, NetEvent, DnsEvent);
+wire!(EventHeader, ExecEvent, ForkEvent, ExitEvent, FileEvent, NetEvent, DnsEvent, SyscallEvent);
 
 /// Why a record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +389,19 @@ mod tests {
         assert_eq!(offset_of!(DnsEvent, direction), c::DNS_EVENT_DIRECTION);
         assert_eq!(offset_of!(DnsEvent, payload_len), c::DNS_EVENT_PAYLOAD_LEN);
         assert_eq!(offset_of!(DnsEvent, total_len), c::DNS_EVENT_TOTAL_LEN);
+    }
+
+    #[test]
+    fn syscall_matches_c() {
+        assert_eq!(size_of::<SyscallEvent>(), c::SYSCALL_EVENT_DATA);
+        assert_eq!(size_of::<SyscallEvent>(), c::SYSCALL_EVENT_SIZE);
+        assert_eq!(offset_of!(SyscallEvent, result), c::SYSCALL_EVENT_RESULT);
+        assert_eq!(offset_of!(SyscallEvent, args), c::SYSCALL_EVENT_ARGS);
+        assert_eq!(offset_of!(SyscallEvent, syscall_nr), c::SYSCALL_EVENT_SYSCALL_NR);
+        assert_eq!(offset_of!(SyscallEvent, str1_len), c::SYSCALL_EVENT_STR1_LEN);
+        assert_eq!(offset_of!(SyscallEvent, str2_len), c::SYSCALL_EVENT_STR2_LEN);
+        assert_eq!(offset_of!(SyscallEvent, str3_len), c::SYSCALL_EVENT_STR3_LEN);
+        assert_eq!(offset_of!(SyscallEvent, flags), c::SYSCALL_EVENT_FLAGS);
     }
 
     #[test]

@@ -231,7 +231,7 @@ mod tests {
         let c = Config::parse("").unwrap();
         c.validate().unwrap();
         assert_eq!(c.kernel.poll_interval_ms, 2);
-        assert_eq!(c.enabled_mask().count_ones(), 14);
+        assert_eq!(c.enabled_mask().count_ones(), 23);
     }
 
     #[test]

@@ -36,6 +36,18 @@ pub enum Body {
     File(File),
     Net(Net),
     Dns(Dns),
+    Syscall(Syscall),
+}
+
+/// A security-relevant syscall (ptrace, module_load, bpf, memfd_create,
+/// socket, dup, setuid, mount, namespace); see events.h for the strings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Syscall {
+    pub nr: u32,
+    pub result: i64,
+    pub args: [u64; 6],
+    pub strs: [String; 3],
+    pub oldfd_is_socket: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -208,6 +220,19 @@ pub fn decode(buf: &[u8]) -> Result<Record, WireError> {
                 direction: e.direction,
                 total_len: e.total_len,
                 payload: payload.to_vec(),
+            })
+            .with_header(e.hdr)
+        }
+        wire::EV_PTRACE..=wire::EV_NAMESPACE => {
+            let (e, data): (wire::SyscallEvent, _) = fixed(buf, ty)?;
+            let lens = [e.str1_len as usize, e.str2_len as usize, e.str3_len as usize];
+            let [a, b, c] = wire::split_fields(data, lens, ty)?;
+            Body::Syscall(Syscall {
+                nr: e.syscall_nr,
+                result: e.result,
+                args: e.args,
+                strs: [lossy(a), lossy(b), lossy(c)],
+                oldfd_is_socket: e.flags & wire::SC_OLDFD_IS_SOCKET != 0,
             })
             .with_header(e.hdr)
         }

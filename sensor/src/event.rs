@@ -196,6 +196,96 @@ impl Serialize for DnsNetView<'_> {
     }
 }
 
+/// x86_64 numbers of the syscalls the security probes hook.
+fn syscall_name(nr: u32) -> &'static str {
+    match nr {
+        33 => "dup2",
+        41 => "socket",
+        101 => "ptrace",
+        105 => "setuid",
+        106 => "setgid",
+        113 => "setreuid",
+        114 => "setregid",
+        117 => "setresuid",
+        119 => "setresgid",
+        122 => "setfsuid",
+        123 => "setfsgid",
+        165 => "mount",
+        175 => "init_module",
+        272 => "unshare",
+        292 => "dup3",
+        308 => "setns",
+        313 => "finit_module",
+        319 => "memfd_create",
+        321 => "bpf",
+        _ => "unknown",
+    }
+}
+
+fn ptrace_request(r: u64) -> &'static str {
+    match r {
+        0 => "PTRACE_TRACEME",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSER",
+        13 => "PTRACE_SETREGS",
+        16 => "PTRACE_ATTACH",
+        0x4206 => "PTRACE_SEIZE",
+        _ => "other",
+    }
+}
+
+fn socket_family(f: u64) -> String {
+    match f {
+        1 => "AF_UNIX".into(),
+        2 => "AF_INET".into(),
+        10 => "AF_INET6".into(),
+        16 => "AF_NETLINK".into(),
+        17 => "AF_PACKET".into(),
+        other => format!("AF_{other}"),
+    }
+}
+
+/// The syscall-specific fields, named, for rules to read.
+fn syscall_view(kind: &str, sc: &decode::Syscall) -> serde_json::Value {
+    let a = &sc.args;
+    let opt = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+    let mut v = match kind {
+        "ptrace" => serde_json::json!({
+            "request": a[0], "request_name": ptrace_request(a[0]), "target_pid": a[1] as i64 as i32,
+        }),
+        "module_load" => serde_json::json!({ "path": opt(&sc.strs[0]), "params": sc.strs[1] }),
+        "bpf" => serde_json::json!({
+            "cmd": "BPF_PROG_LOAD", "prog_name": sc.strs[0],
+        }),
+        "memfd_create" => serde_json::json!({ "memfd_name": sc.strs[0], "flags": a[1] }),
+        "socket" => serde_json::json!({
+            "family": socket_family(a[0]), "type": a[1] & 0xf, "protocol": a[2],
+        }),
+        "dup" => serde_json::json!({
+            "oldfd": a[0] as i64 as i32, "newfd": a[1] as i64 as i32, "oldfd_is_socket": sc.oldfd_is_socket,
+        }),
+        "setuid" => serde_json::json!({
+            "ids": a[..3].iter().map(|x| *x as u32 as i32).collect::<Vec<_>>(),
+        }),
+        "mount" => serde_json::json!({
+            "source": sc.strs[0], "target": sc.strs[1], "fstype": sc.strs[2], "flags": a[3],
+        }),
+        "namespace" if sc.nr == 308 => serde_json::json!({ "fd": a[0] as i64 as i32, "nstype": a[1] }),
+        "namespace" => serde_json::json!({ "flags": a[0] }),
+        _ => serde_json::json!({}),
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("name".into(), syscall_name(sc.nr).into());
+        o.insert("result".into(), sc.result.into());
+        o.insert("success".into(), (sc.result >= 0).into());
+        if sc.result < 0 {
+            o.insert("error".into(), errno_name(sc.result).into());
+        }
+    }
+    v
+}
+
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
@@ -237,6 +327,7 @@ impl Serialize for Event {
                 m.serialize_entry("net", &DnsNetView(d))?;
                 m.serialize_entry("dns", &self.dns)?;
             }
+            Body::Syscall(sc) => m.serialize_entry("syscall", &syscall_view(self.kind, sc))?,
         }
         m.end()
     }

@@ -29,7 +29,17 @@ enum event_type {
 	EV_LISTEN = 12,
 	EV_CLOSE = 13,
 	EV_DNS = 14,
-	EV_TYPE_MAX = 16, /* size of per-type arrays (lost counters, enable mask) */
+	/* security-relevant syscalls (struct syscall_event) */
+	EV_PTRACE = 15,
+	EV_MODULE_LOAD = 16,
+	EV_BPF = 17,
+	EV_MEMFD_CREATE = 18,
+	EV_SOCKET = 19, /* raw and packet sockets only */
+	EV_DUP = 20,    /* dup2/dup3 onto fds 0-2 only */
+	EV_SETUID = 21, /* the set*uid / set*gid family */
+	EV_MOUNT = 22,
+	EV_NAMESPACE = 23, /* setns, unshare */
+	EV_TYPE_MAX = 32,  /* size of per-type arrays (lost counters, enable mask) */
 };
 
 #define TASK_COMM_LEN 16
@@ -155,6 +165,28 @@ struct dns_event {
 	unsigned short direction; /* DNS_DIR_* */
 	unsigned int payload_len; /* bytes copied into data */
 	unsigned int total_len;   /* datagram size */
+	char data[];
+};
+
+/*
+ * A security-relevant syscall: its raw arguments, result, and up to three
+ * strings (data = str1 | str2 | str3), by type:
+ *   module_load: str1 = the module file's path (finit_module), str2 = params
+ *   bpf:         str1 = the program's name (BPF_PROG_LOAD only)
+ *   memfd_create: str1 = the name
+ *   mount:       str1 = source, str2 = target, str3 = filesystem type
+ */
+#define SC_OLDFD_IS_SOCKET (1 << 0) /* dup: the duplicated fd is a socket */
+struct syscall_event {
+	struct event_header hdr;
+	long long result;
+	unsigned long long args[6];
+	unsigned int syscall_nr;
+	unsigned short str1_len;
+	unsigned short str2_len;
+	unsigned short str3_len;
+	unsigned short flags;
+	unsigned int _pad;
 	char data[];
 };
 

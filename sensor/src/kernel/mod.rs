@@ -102,6 +102,18 @@ fn program_error(object: &'static str, program: &str, e: ProgramError) -> Kernel
     }
 }
 
+/// An error and its sources on one line: aya's top-level messages omit the errno.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn tracepoint_exists(category_and_name: &str) -> bool {
     ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
         .iter()
@@ -221,12 +233,12 @@ fn attach_all(object: &'static str, ebpf: &mut Ebpf, btf: &Btf) -> Result<Attach
                 let tp: &mut TracePoint = prog.try_into().map_err(|e: ProgramError| attach_err(e.to_string()))?;
                 tp.load().map_err(|e| program_error(object, &name, e))?;
                 let (cat, tp_name) = target.split_once('/').expect("category/name");
-                tp.attach(cat, tp_name).map_err(|e| attach_err(e.to_string()))?;
+                tp.attach(cat, tp_name).map_err(|e| attach_err(error_chain(&e)))?;
             }
             _ => {
                 let tp: &mut BtfTracePoint = prog.try_into().map_err(|e: ProgramError| attach_err(e.to_string()))?;
                 tp.load(&target, btf).map_err(|e| program_error(object, &name, e))?;
-                tp.attach().map_err(|e| attach_err(e.to_string()))?;
+                tp.attach().map_err(|e| attach_err(error_chain(&e)))?;
             }
         }
         attached.push(name);
