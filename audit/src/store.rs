@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::AuditError;
 use crate::config::AuditConfig;
 use crate::error::sql_err;
 use crate::record::{Field, Hash, Record, ZERO_HASH, chain_hash, checkpoint_hash};
-use crate::schema::open_writer;
+use crate::schema::{open_checkpointer, open_writer};
 use crate::time::{format_rfc3339_ns, now_ns};
 
 /// Rows deleted per retention transaction: small enough that the writer is
@@ -31,6 +31,11 @@ use crate::time::{format_rfc3339_ns, now_ns};
 const PRUNE_CHUNK: u64 = 10_000;
 /// Free pages returned to the filesystem per retention step.
 const VACUUM_PAGES: i64 = 4_096;
+/// WAL length (frames) above which the writer lets a checkpoint pass finish
+/// before its next batch, so that batch restarts the WAL from the beginning.
+const WAL_RESTART_FRAMES: i64 = 32_768;
+/// Longest the writer waits for that pass.
+const WAL_RESTART_WAIT: Duration = Duration::from_secs(2);
 
 /// Health transitions, delivered to the callback given to [`AuditStore::open_with_health`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +273,111 @@ impl Drop for AuditStore {
     }
 }
 
+#[derive(Default)]
+struct CkState {
+    requested: u64,
+    done: u64,
+    /// WAL frames seen by the last pass (grows until the WAL restarts).
+    wal_frames: i64,
+    /// The last pass copied every frame it saw back into the database.
+    last_full: bool,
+    stop: bool,
+}
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection and thread after
+/// each commit, so copying WAL frames into the database file and the fsyncs that
+/// go with it overlap with the writer's next batch instead of stalling it (the
+/// writer connection's autocheckpoint is off while this runs). Readers and the
+/// kill -9 guarantees are unaffected: checkpointing is SQLite's own, only on
+/// another connection.
+struct Checkpointer {
+    state: Arc<(Mutex<CkState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(m: &Mutex<CkState>) -> MutexGuard<'_, CkState> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Option<Checkpointer> {
+        let conn = open_checkpointer(path).ok()?;
+        let state = Arc::new((Mutex::new(CkState::default()), Condvar::new()));
+        let st = state.clone();
+        let thread = std::thread::Builder::new().name("audit-ckpt".into()).spawn(move || Self::run(conn, &st)).ok()?;
+        Some(Checkpointer { state, thread: Some(thread) })
+    }
+
+    fn run(conn: Connection, st: &(Mutex<CkState>, Condvar)) {
+        let (m, cv) = st;
+        let mut g = lock(m);
+        loop {
+            while !g.stop && g.requested == g.done {
+                g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            if g.stop {
+                break;
+            }
+            let ticket = g.requested;
+            drop(g);
+            let res = conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)));
+            g = lock(m);
+            if let Ok((log, done)) = res {
+                g.wal_frames = log;
+                g.last_full = log >= 0 && done >= log;
+            } else {
+                g.last_full = false;
+            }
+            g.done = ticket;
+            cv.notify_all();
+        }
+    }
+
+    /// After a commit: ask for a pass (coalesced with one already pending).
+    fn request(&self) {
+        let (m, cv) = &*self.state;
+        lock(m).requested += 1;
+        cv.notify_all();
+    }
+
+    /// Before a batch: a writer that never pauses would append to the WAL
+    /// forever (it only restarts when a write begins with every frame copied
+    /// back). When it has grown large, run one pass while the writer is idle.
+    fn bound_wal(&self) {
+        let (m, cv) = &*self.state;
+        let mut g = lock(m);
+        if g.wal_frames < WAL_RESTART_FRAMES {
+            return;
+        }
+        g.requested += 1;
+        let ticket = g.requested;
+        cv.notify_all();
+        let (mut g, _) = cv
+            .wait_timeout_while(g, WAL_RESTART_WAIT, |s| s.done < ticket && !s.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        if g.done >= ticket && g.last_full {
+            // The next write starts the WAL over.
+            g.wal_frames = 0;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let (m, cv) = &*self.state;
+            lock(m).stop = true;
+            cv.notify_all();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Checkpoint chain state.
 #[derive(Clone, Copy)]
 struct CpState {
@@ -277,6 +387,9 @@ struct CpState {
 }
 
 struct Writer {
+    // Declared before `conn` so it is stopped (its connection closed) first:
+    // the last connection to close checkpoints and removes the WAL.
+    ckpt: Option<Checkpointer>,
     conn: Connection,
     path: PathBuf,
     shared: Arc<Shared>,
@@ -345,8 +458,13 @@ impl Writer {
             }
             None => (None, 1, ZERO_HASH),
         };
+        let ckpt = Checkpointer::start(&cfg.path);
+        if ckpt.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(&err)?;
+        }
         let now = Instant::now();
         let w = Writer {
+            ckpt,
             conn,
             path: cfg.path.clone(),
             shared,
@@ -548,6 +666,9 @@ impl Writer {
     /// One transaction: markers, then the first `n` pending rows, head update,
     /// maybe a periodic checkpoint. The in-memory chain only advances on commit.
     fn write_batch(&mut self, markers: &[Record], n: usize) -> rusqlite::Result<()> {
+        if let Some(c) = &self.ckpt {
+            c.bound_wal();
+        }
         let tx = self.conn.unchecked_transaction()?;
         let mut seq = self.head_seq;
         let mut hash = self.head_hash;
@@ -586,6 +707,9 @@ impl Writer {
             None
         };
         tx.commit()?;
+        if let Some(c) = &self.ckpt {
+            c.request();
+        }
         self.head_seq = seq;
         self.head_hash = hash;
         if cp.is_some() {
@@ -764,6 +888,9 @@ impl Writer {
             if let Ok(cp) = res {
                 self.cp = Some(cp);
             }
+        }
+        if let Some(mut c) = self.ckpt.take() {
+            c.stop();
         }
         self.update_db_bytes();
     }
