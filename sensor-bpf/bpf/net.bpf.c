@@ -209,19 +209,18 @@ static __always_inline int accept_exit(long ret)
 	if (family != AF_INET_ && family != AF_INET6_)
 		return 0;
 	__u64 key = (__u64)sk;
-	struct net_event *ev = reserve_net(EV_ACCEPT);
+	/* the scratch first: older verifiers (6.1) lose track of a reserved
+	 * record across a second null check and reject the program */
 	struct conn *c = get_conn_scratch();
-	if (!c) {
-		if (ev)
-			bpf_ringbuf_discard(ev, 0);
+	if (!c)
 		return 0;
-	}
 	c->start_ns = bpf_ktime_get_boot_ns();
 	c->direction = NET_DIR_INBOUND;
 	fill_header(&c->owner, EV_ACCEPT);
 	read_addrs(sk, &c->addrs);
 	c->has_addrs = 1;
 	bpf_map_update_elem(&conns, &key, c, BPF_ANY);
+	struct net_event *ev = reserve_net(EV_ACCEPT);
 	if (!ev)
 		return 0;
 	ev->hdr = c->owner;
