@@ -28,3 +28,10 @@ bench: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Kernel matrix (issue 6): boot Debian's 6.1 kernel under QEMU (TCG) with a
+# busybox initramfs holding a static sensor; run `sensor probe` and a smoke run
+# inside. Not part of `make test` (yet). See scripts/vm/run.sh for knobs.
+.PHONY: test-vm
+test-vm: deps
+	./scripts/vm/run.sh
