@@ -249,6 +249,7 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    ab_report(&events, dir.path());
     let c = cached.counters();
     eprintln!(
         "cache: {} hits, {} misses; uncached run raised {alerts} alerts per {} events",
@@ -257,6 +258,52 @@ fn bench(c: &mut Criterion) {
         events.len()
     );
     group.finish();
+}
+
+/// Interleaved A/B of the static pre-filters (on vs off) on this noisy shared
+/// machine: rounds alternate the variants so load changes hit both alike; prints
+/// the median throughput of each.
+fn ab_report(events: &[Value], dir: &Path) {
+    let variants: [(&str, usize, bool); 4] = [
+        ("no_cache, prefilters on ", 0, true),
+        ("no_cache, prefilters off", 0, false),
+        ("cache,    prefilters on ", 8192, true),
+        ("cache,    prefilters off", 8192, false),
+    ];
+    let mut engines: Vec<PolicyEngine> = variants
+        .iter()
+        .map(|&(_, cache, on)| {
+            let mut e = engine(cache, dir);
+            e.set_prefilters(on);
+            events.iter().for_each(|ev| drop(e.evaluate(ev)));
+            e
+        })
+        .collect();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    // AB_ONLY=i runs variant i alone (for profiling).
+    let only: Option<usize> = std::env::var("AB_ONLY").ok().and_then(|v| v.parse().ok());
+    let rounds: usize = std::env::var("AB_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
+    for _ in 0..rounds {
+        for (i, (engine, rates)) in engines.iter_mut().zip(rates.iter_mut()).enumerate() {
+            if only.is_some_and(|o| o != i) {
+                rates.push(0.0);
+                continue;
+            }
+            // At least 50 ms per variant and round.
+            let (mut reps, start) = (0, std::time::Instant::now());
+            while reps == 0 || start.elapsed() < std::time::Duration::from_millis(50) {
+                for e in events {
+                    black_box(engine.evaluate(black_box(e)));
+                }
+                reps += 1;
+            }
+            rates.push((reps * events.len()) as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    for ((name, _, _), mut r) in variants.iter().zip(rates) {
+        r.sort_by(f64::total_cmp);
+        eprintln!("A/B {name}: median {:>9.0} events/s (min {:.0}, max {:.0})", r[r.len() / 2], r[0], r[r.len() - 1]);
+    }
 }
 
 criterion_group!(benches, bench);

@@ -3,6 +3,7 @@
 use crate::config::PolicyConfig;
 use crate::error::PolicyErrors;
 use crate::model::{Alert, Evaluation, PolicyCounters, RESERVED_ALERT_KEYS, RuleRuntimeError, RuntimeErrorKind};
+use crate::prefilter;
 use crate::reload::Shared;
 use crate::set::{PathTrie, PolicySet};
 use lru::LruCache;
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// VM instructions between wall-clock checks: keeps clock reads off the hot path.
 const TIMER_CHECK_INTERVAL: u32 = 1024;
+/// Distinct pre-filtered input paths resolved without a heap allocation.
+const FILTER_SLOTS_ON_STACK: usize = 32;
 
 /// Counters shared by every evaluator of one engine or reloadable handle.
 #[derive(Debug, Default)]
@@ -78,6 +81,10 @@ pub struct PolicyEngine {
     vm: RegoVM,
     cache: Option<DecisionCache>,
     key: Vec<u8>,
+    /// Scratch: the rules of the current event's group that pass their pre-filter.
+    survivors: Vec<u32>,
+    /// Off only in tests comparing filtered and unfiltered results.
+    use_prefilters: bool,
     counters: Arc<CounterCells>,
     source: Option<Arc<Shared>>,
     /// Per rule: when its last runtime error was logged, and how many were not.
@@ -110,6 +117,8 @@ impl PolicyEngine {
             vm: RegoVM::new(),
             cache: None,
             key: Vec::with_capacity(256),
+            survivors: Vec::new(),
+            use_prefilters: true,
             counters,
             source,
             error_log: Vec::new(),
@@ -140,6 +149,13 @@ impl PolicyEngine {
         self.cache = NonZeroUsize::new(set.limits.cache_size).map(LruCache::new);
         self.error_log = vec![(None, 0); set.rules().len()];
         self.set = set;
+    }
+
+    /// Turns the static pre-filters off (on by default); for benchmarks and
+    /// differential tests only: results are the same either way.
+    #[doc(hidden)]
+    pub fn set_prefilters(&mut self, on: bool) {
+        self.use_prefilters = on;
     }
 
     /// The policy set currently in use.
@@ -181,6 +197,40 @@ impl PolicyEngine {
             return out;
         }
 
+        // Rules whose static pre-filter proves they cannot alert on this event are
+        // skipped; when none is left the VM (and the cache) is not consulted.
+        let mut survivors = std::mem::take(&mut self.survivors);
+        survivors.clear();
+        if self.use_prefilters {
+            // Each filtered path is looked up once per event, on the stack when few.
+            let mut stack = [None; FILTER_SLOTS_ON_STACK];
+            let mut heap = Vec::new();
+            let values: &mut [Option<&serde_json::Value>] = if set.filter_paths.len() <= FILTER_SLOTS_ON_STACK {
+                &mut stack
+            } else {
+                heap.resize(set.filter_paths.len(), None);
+                &mut heap
+            };
+            for &slot in &group.filter_slots {
+                values[slot] = prefilter::resolve(event, &set.filter_paths[slot]);
+            }
+            survivors.extend(
+                group
+                    .rules
+                    .iter()
+                    .zip(&group.filters)
+                    .filter(|(_, f)| f.as_ref().is_none_or(|f| f.may_match_resolved(values)))
+                    .map(|(&r, _)| r),
+            );
+        } else {
+            survivors.extend_from_slice(&group.rules);
+        }
+        if survivors.is_empty() {
+            self.counters.rule_evaluations.fetch_add(group.rules.len() as u64, Relaxed);
+            self.survivors = survivors;
+            return out;
+        }
+
         let cacheable = self.cache.is_some() && group.plan.is_some();
         if let (Some(cache), Some(plan)) = (&mut self.cache, &group.plan) {
             self.key.clear();
@@ -191,6 +241,7 @@ impl PolicyEngine {
                 let hit = hit.clone();
                 self.counters.cache_hits.fetch_add(1, Relaxed);
                 out.cached = true;
+                self.survivors = survivors;
                 self.finish(&set, hit.iter().cloned(), event, &mut out);
                 return out;
             }
@@ -204,8 +255,8 @@ impl PolicyEngine {
         self.vm.set_input(input);
         let mut raw = Vec::new();
         self.counters.rule_evaluations.fetch_add(group.rules.len() as u64, Relaxed);
-        // Fast path: every rule of the group in one VM run.
-        let together = group.entry.and_then(|entry| {
+        // Fast path: every rule of the group in one VM run (when none was filtered out).
+        let together = group.entry.filter(|_| survivors.len() == group.rules.len()).and_then(|entry| {
             let value = self.vm.execute_entry_point_by_index(entry as usize).ok()?;
             let Value::Array(sets) = value else { return None };
             if sets.len() != group.rules.len() {
@@ -213,12 +264,12 @@ impl PolicyEngine {
             }
             group.rules.iter().zip(sets.iter()).try_for_each(|(&rule, v)| collect_alerts(rule, v, &mut raw)).ok()
         });
-        // Slow path (some rule failed, or no group entry): rule by rule, so one
-        // failing rule is identified and the others still report.
+        // Slow path (some rule failed or was filtered out, or no group entry): rule
+        // by rule, so one failing rule is identified and the others still report.
         let mut failed = false;
         if together.is_none() {
             raw.clear();
-            for &rule in &group.rules {
+            for &rule in &survivors {
                 let result = self
                     .vm
                     .execute_entry_point_by_index(rule as usize)
@@ -240,6 +291,7 @@ impl PolicyEngine {
                 }
             }
         }
+        self.survivors = survivors;
         // A failed evaluation may succeed next time (e.g. a time limit under load).
         if cacheable
             && !failed
@@ -378,4 +430,103 @@ fn project(plan: &PathTrie, v: &serde_json::Value) -> Value {
         }
     }
     obj
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn rule(id: &str, events: &str, body: &str) -> String {
+        format!(
+            "package sensor.rules.{id}\nimport rego.v1\nmetadata := {{\"title\": \"{id}\", \"severity\": \"low\", \"events\": {events}}}\nalert contains {{\"message\": msg}} if {{\n{body}\n}}\n"
+        )
+    }
+
+    /// Pre-filtered and unfiltered evaluation agree on every event of a varied mix,
+    /// including missing, null and wrongly typed fields.
+    #[test]
+    fn prefilters_never_change_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("eq.rego", rule("eq", "[\"open\"]", "  input.type == \"open\"\n  input.file.path == \"/etc/sudoers\"\n  msg := sprintf(\"%v\", [input.process.exe])")),
+            ("set.rego", rule("set", "[\"open\", \"exec\"]", "  input.process.comm in {\"nc\", \"ncat\"}\n  msg := input.process.comm")),
+            ("sw.rego", rule("sw", "[\"open\", \"unlink\"]", "  startswith(input.file.path, \"/var/log/\")\n  msg := sprintf(\"%v\", [input.file.path])")),
+            ("ew.rego", rule("ew", "[\"dns\"]", "  endswith(input.dns.query, \".onion\"); contains(input.dns.query, \"x\")\n  msg := input.dns.query")),
+            ("num.rego", rule("num", "[\"connect\"]", "  4444 == input.net.dport\n  msg := \"port\"")),
+            ("flt.rego", rule("flt", "[\"connect\"]", "  input.net.ratio == 1.5\n  msg := \"ratio\"")),
+            ("has.rego", rule("has", "[\"exec\"]", "  \"/usr/sbin/nginx\" in input.process.lineage\n  msg := \"lineage\"")),
+            ("bool.rego", rule("bool", "[\"*\"]", "  input.flag == true\n  msg := \"flag\"")),
+            (
+                "two.rego",
+                "package sensor.rules.two\nimport rego.v1\nmetadata := {\"title\": \"two\", \"severity\": \"low\", \"events\": [\"exec\"]}\nalert contains \"a\" if {\n  input.process.exe == \"/bin/a\"\n}\nalert contains \"b\" if {\n  input.process.uid == 0\n}\n".to_string(),
+            ),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let default_rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/default");
+        let cfg = PolicyConfig {
+            default_rules: false,
+            rules_dirs: vec![default_rules, dir.path().to_path_buf()],
+            cache_size: 0,
+            watch: false,
+            ..PolicyConfig::default()
+        };
+        let set = Arc::new(PolicySet::load(&cfg, &[]).unwrap_or_else(|e| panic!("{e}")));
+        // Every rule here has a filter (the defaults all start with `input.type == ...`).
+        let open = set.group("open");
+        assert_eq!(open.rules.len(), 5);
+        assert!(open.filters.iter().all(Option::is_some), "{:?}", open.filters);
+        let mut with = PolicyEngine::new(set.clone());
+        let mut without = PolicyEngine::new(set);
+        without.set_prefilters(false);
+
+        let strings = [
+            json!(null),
+            json!(7),
+            json!("/etc/sudoers"),
+            json!("/etc/shadow"),
+            json!("/var/log/x"),
+            json!("/var/logx"),
+        ];
+        let exes = [json!("/bin/a"), json!("/bin/bash"), json!("/tmp/x"), json!(1), json!(null)];
+        let comms = [json!("nc"), json!("ncat "), json!(["nc"])];
+        let lineages = [
+            json!(["/usr/sbin/nginx"]),
+            json!(["/usr/sbin/sshd"]),
+            json!("/usr/sbin/nginx"),
+            json!({"a": "/usr/sbin/nginx"}),
+        ];
+        let ports = [json!(4444), json!(4444.0), json!("4444"), json!(4445), json!(-1)];
+        let ratios = [json!(1.5), json!(1), json!("1.5")];
+        let queries = [json!("ax.onion"), json!("a.onion"), json!("x.com"), json!(5)];
+        let mut events = Vec::new();
+        for t in ["open", "exec", "connect", "unlink", "dns", "fork"] {
+            for (i, path) in strings.iter().enumerate() {
+                for (j, exe) in exes.iter().enumerate() {
+                    let mut e = json!({"type": t, "process": {"exe": exe, "comm": comms[(i + j) % 3],
+                        "uid": (i + j) % 2, "lineage": lineages[(i * 3 + j) % 4], "container_id": "c1", "args": ["a"]},
+                        "file": {"path": path, "flags": ["O_WRONLY"]},
+                        "net": {"dport": ports[(i + j) % 5], "ratio": ratios[(i + 2 * j) % 3], "daddr": "10.0.0.1", "direction": "outbound"},
+                        "dns": {"query": queries[(i + j) % 4]}, "flag": (i + j) % 3 == 0});
+                    // Some events lack whole subtrees or fields.
+                    match (i + j) % 4 {
+                        0 => drop(e.as_object_mut().unwrap().remove("file")),
+                        1 => drop(e["process"].as_object_mut().unwrap().remove("lineage")),
+                        _ => {}
+                    }
+                    events.push(e);
+                }
+            }
+        }
+        let mut alerts = 0;
+        for e in &events {
+            let (a, b) = (with.evaluate(e), without.evaluate(e));
+            assert_eq!(a, b, "event {e}");
+            alerts += a.alerts.len();
+        }
+        assert!(alerts > 20, "the mix must raise alerts: {alerts}");
+    }
 }

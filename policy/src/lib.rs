@@ -13,6 +13,7 @@ mod config;
 mod engine;
 mod error;
 mod model;
+mod prefilter;
 mod reload;
 mod scan;
 mod set;

@@ -21,6 +21,15 @@ pub const EVENT_TYPES: &[&str] = &[
     "listen",
     "close",
     "dns",
+    "ptrace",
+    "module_load",
+    "bpf",
+    "memfd_create",
+    "socket",
+    "dup",
+    "setuid",
+    "mount",
+    "namespace",
     "http",
     "redis",
     "pg",
@@ -28,7 +37,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "anomaly",
     "policy_reload_failed",
     "audit_degraded",
+    "audit_recovered",
     "sink_degraded",
+    "sink_recovered",
 ];
 
 /// Alert severity; ordered `info < low < medium < high < critical`.

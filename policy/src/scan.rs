@@ -7,8 +7,8 @@
 pub(crate) enum Tok {
     Ident(String),
     Punct(char),
-    /// String, raw string or number literal; the content is irrelevant here.
-    Literal,
+    /// String, raw string or number literal, as written in the source.
+    Literal(String),
 }
 
 #[derive(Debug, Clone)]
@@ -53,15 +53,18 @@ pub(crate) fn tokenize(src: &str) -> Vec<Token> {
                 continue;
             }
             '"' => {
+                let start = i;
                 advance(1, &mut i, &mut col);
                 while i < chars.len() && chars[i] != '"' && chars[i] != '\n' {
                     let n = if chars[i] == '\\' { 2 } else { 1 };
                     advance(n, &mut i, &mut col);
                 }
                 advance(1, &mut i, &mut col);
-                push(&mut out, Tok::Literal, tline, tcol, depth, &mut line_start);
+                let text = chars[start..i.min(chars.len())].iter().collect();
+                push(&mut out, Tok::Literal(text), tline, tcol, depth, &mut line_start);
             }
             '`' => {
+                let start = i;
                 advance(1, &mut i, &mut col);
                 while i < chars.len() && chars[i] != '`' {
                     if chars[i] == '\n' {
@@ -73,13 +76,16 @@ pub(crate) fn tokenize(src: &str) -> Vec<Token> {
                     }
                 }
                 advance(1, &mut i, &mut col);
-                push(&mut out, Tok::Literal, tline, tcol, depth, &mut line_start);
+                let text = chars[start..i.min(chars.len())].iter().collect();
+                push(&mut out, Tok::Literal(text), tline, tcol, depth, &mut line_start);
             }
             c if c.is_ascii_digit() => {
+                let start = i;
                 while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
                     advance(1, &mut i, &mut col);
                 }
-                push(&mut out, Tok::Literal, tline, tcol, depth, &mut line_start);
+                let text = chars[start..i].iter().collect();
+                push(&mut out, Tok::Literal(text), tline, tcol, depth, &mut line_start);
             }
             c if c.is_alphabetic() || c == '_' => {
                 let start = i;
@@ -109,7 +115,7 @@ fn push(out: &mut Vec<Token>, tok: Tok, line: u32, col: u32, depth: u32, line_st
     *line_start = false;
 }
 
-fn ident(t: &Token) -> Option<&str> {
+pub(crate) fn ident(t: &Token) -> Option<&str> {
     match &t.tok {
         Tok::Ident(s) => Some(s),
         _ => None,

@@ -3,6 +3,7 @@
 use crate::config::{Exception, PolicyConfig, RuleOverride, merge_overrides};
 use crate::error::{ErrorKind, PolicyError, PolicyErrors};
 use crate::model::{EVENT_TYPES, Severity};
+use crate::prefilter::{self, Prefilter};
 use crate::scan::{self, InputUse, Token};
 use crate::sources::{self, FileKind, SourceFile};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -59,6 +60,11 @@ pub(crate) struct Group {
     /// `None`: results for this type must not be cached (dynamic input use or a
     /// non-deterministic builtin) and the full event is given to the rules.
     pub plan: Option<PathTrie>,
+    /// Per member rule, its pre-filter with the `input.type` conditions decided
+    /// for this group's type (the wildcard group keeps them).
+    pub filters: Vec<Option<Prefilter>>,
+    /// Pre-filter slots (see [`PolicySet::filter_paths`]) the member rules read.
+    pub filter_slots: Vec<usize>,
 }
 
 /// The input paths the rules of a group read, as a trie; the decision cache key and
@@ -129,6 +135,8 @@ pub struct PolicySet {
     /// For event types no rule names (only `"*"` rules apply).
     pub(crate) wildcard: Group,
     pub(crate) exceptions: Vec<Vec<CompiledException>>,
+    /// Slot -> input path read by the pre-filters.
+    pub(crate) filter_paths: Vec<Vec<String>>,
     pub(crate) global_exceptions: Vec<CompiledException>,
     pub(crate) limits: Limits,
     pub(crate) generation: u64,
@@ -320,6 +328,8 @@ fn build(
     base.set_strict_builtin_errors(true);
     let mut library_uses = Vec::new();
     let mut rule_modules = Vec::new();
+    // Some module adds to an `alert` from outside its package: no pre-filters.
+    let mut ref_head_alert = false;
     for f in files.iter().filter(|f| f.kind == FileKind::Rego) {
         let package = match Engine::new().add_policy(f.name.clone(), f.content.clone()) {
             Ok(p) => p,
@@ -329,6 +339,7 @@ fn build(
             }
         };
         let tokens = scan::tokenize(&f.content);
+        ref_head_alert |= prefilter::has_ref_head_alert(&tokens);
         if package.starts_with(RULES_PACKAGE_PREFIX) {
             rule_modules.push(RuleModule { file: f, package, tokens });
         } else {
@@ -444,7 +455,30 @@ fn build(
         return Err(PolicyErrors(errors));
     }
 
+    let mut prefilters: Vec<Option<Prefilter>> =
+        rules.iter().map(|(_, m, _)| prefilter::alert_prefilter(&m.tokens).filter(|_| !ref_head_alert)).collect();
+    let filter_paths = prefilter::assign_slots(&mut prefilters);
+    let typed = groups.iter_mut().map(|(t, g)| (Some(t.as_str()), g));
+    for (event_type, group) in typed.chain(std::iter::once((None, &mut wildcard))) {
+        group.filters = group
+            .rules
+            .iter()
+            .map(|&r| {
+                let f = prefilters[r as usize].as_ref()?;
+                match event_type {
+                    Some(t) => f.for_type(t),
+                    None => Some(f.clone()),
+                }
+            })
+            .collect();
+        let mut slots: Vec<usize> =
+            group.filters.iter().flatten().flat_map(|f| f.defs.iter().flatten().map(|c| c.slot)).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        group.filter_slots = slots;
+    }
     Ok(PolicySet {
+        filter_paths,
         rules: rules.into_iter().map(|(r, _, _)| r).collect(),
         program,
         data,
@@ -776,7 +810,7 @@ fn build_groups(
             }
             Some(trie)
         };
-        Group { rules: members, entry: None, plan }
+        Group { rules: members, entry: None, plan, filters: Vec::new(), filter_slots: Vec::new() }
     };
     let mut groups = HashMap::new();
     for t in EVENT_TYPES {

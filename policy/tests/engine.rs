@@ -436,3 +436,32 @@ fn engine_is_send() {
     is_send_sync::<policy::ReloadableEngine>();
     is_send_sync::<PolicySet>();
 }
+
+#[test]
+fn prefilter_skips_events_that_cannot_match_and_keeps_near_misses() {
+    let dir = rules_dir(&[(
+        "p.rego",
+        &rule(
+            "sudoers",
+            "[\"open\"]",
+            "high",
+            "  input.type == \"open\"\n  input.file.path in {\"/etc/sudoers\", \"/etc/sudoers.d/x\"}\n  msg := input.process.exe",
+        ),
+    )]);
+    let mut engine = PolicyEngine::load(&config_for(&[dir.path()]), &[]).unwrap();
+    // Provably no alert: answered in Rust, neither the VM nor the cache is consulted.
+    let skipped = engine.evaluate(&open_event("/usr/bin/cat", "/etc/sudoersX"));
+    assert!(skipped.alerts.is_empty() && skipped.errors.is_empty() && !skipped.cached);
+    let c = engine.counters();
+    assert_eq!((c.cache_hits, c.cache_misses, c.evaluations), (0, 0, 1));
+    // A near miss in every other field still runs the rule and alerts.
+    let hit = engine.evaluate(&open_event("/usr/bin/vi", "/etc/sudoers.d/x"));
+    assert_eq!(hit.alerts.len(), 1, "{hit:?}");
+    assert_eq!(hit.alerts[0].message, "/usr/bin/vi");
+    assert_eq!(engine.counters().cache_misses, 1);
+    // A missing field is undefined in Rego: no alert, skipped too.
+    let mut no_path = open_event("/usr/bin/vi", "/etc/sudoers");
+    no_path["file"].as_object_mut().unwrap().remove("path");
+    assert!(engine.evaluate(&no_path).alerts.is_empty());
+    assert_eq!(engine.counters().cache_misses, 1);
+}

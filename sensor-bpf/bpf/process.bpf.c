@@ -308,17 +308,20 @@ int enter_socket(struct trace_event_raw_sys_enter *ctx)
 }
 SC_EXIT(socket)
 
-/* dup2/dup3 onto stdin, stdout or stderr: how a shell is wired to a socket */
+/*
+ * dup2/dup3 of a socket onto stdin, stdout or stderr: how a shell is wired to
+ * a network peer. Shells dup files and pipes onto 0-2 for every redirection;
+ * those are not reported.
+ */
 static __always_inline int dup_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	long newfd = ctx->args[1];
 	if (newfd < 0 || newfd > 2 || !type_enabled(EV_DUP))
 		return 0;
-	__u16 flags = 0;
 	struct file *f = fd_file(ctx->args[0]);
-	if (f && (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_) == S_IFSOCK_)
-		flags |= SC_OLDFD_IS_SOCKET;
-	return sc_stash(ctx, EV_DUP, flags, 2);
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_) != S_IFSOCK_)
+		return 0;
+	return sc_stash(ctx, EV_DUP, SC_OLDFD_IS_SOCKET, 2);
 }
 
 SEC("tracepoint/syscalls/sys_enter_dup2")

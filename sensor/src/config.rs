@@ -297,3 +297,19 @@ mod readme {
         assert_eq!(cfg.kernel.file_filter.watch_prefixes, vec!["/etc/"]);
     }
 }
+
+#[cfg(test)]
+mod event_types {
+    /// Every event type the kernel side can produce is one a rule may subscribe to.
+    #[test]
+    fn policy_knows_every_kernel_event_type() {
+        for name in sensor_bpf::wire::TYPE_NAMES.iter().filter(|n| !n.is_empty()) {
+            assert!(policy::EVENT_TYPES.contains(name), "policy::EVENT_TYPES lacks {name}");
+        }
+        for synthetic in
+            ["policy_reload_failed", "audit_degraded", "audit_recovered", "sink_degraded", "sink_recovered"]
+        {
+            assert!(policy::EVENT_TYPES.contains(&synthetic), "policy::EVENT_TYPES lacks {synthetic}");
+        }
+    }
+}

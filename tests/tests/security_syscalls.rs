@@ -74,10 +74,11 @@ fn a_shell_wired_to_a_socket_is_seen_as_dup_onto_stdout() {
     let sensor = shared();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // the reverse-shell pattern: bash opens a TCP socket and makes it its stdout
+    // the reverse-shell pattern: bash opens a TCP socket and makes it its
+    // stdout; before that, an ordinary redirection of stderr to a file
     let mut child = Command::new("/bin/bash")
         .arg("-c")
-        .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}; exec 1>&3; echo connected"))
+        .arg(format!("exec 2>/dev/null; exec 3<>/dev/tcp/127.0.0.1/{port}; exec 1>&3; echo connected"))
         .spawn()
         .unwrap();
     let (mut conn, _) = listener.accept().unwrap();
@@ -91,6 +92,9 @@ fn a_shell_wired_to_a_socket_is_seen_as_dup_onto_stdout() {
     });
     assert_eq!(get(&ev, &["syscall", "oldfd_is_socket"]), true);
     assert_eq!(s(&ev, &["process", "exe"]), "/usr/bin/bash");
+    let to_stderr = sensor
+        .matching(|e| s(e, &["type"]) == "dup" && u(e, &["process", "pid"]) == pid && u(e, &["syscall", "newfd"]) == 2);
+    assert!(to_stderr.is_empty(), "a file dup'ed onto stderr is not reported: {to_stderr:?}");
 }
 
 #[test]

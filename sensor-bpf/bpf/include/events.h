@@ -35,7 +35,7 @@ enum event_type {
 	EV_BPF = 17,
 	EV_MEMFD_CREATE = 18,
 	EV_SOCKET = 19, /* raw and packet sockets only */
-	EV_DUP = 20,    /* dup2/dup3 onto fds 0-2 only */
+	EV_DUP = 20,    /* dup2/dup3 of a socket onto fds 0-2 only */
 	EV_SETUID = 21, /* the set*uid / set*gid family */
 	EV_MOUNT = 22,
 	EV_NAMESPACE = 23, /* setns, unshare */
