@@ -57,6 +57,16 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// Which read-only opens the trail keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadOpens {
+    All,
+    #[default]
+    Sensitive,
+    None,
+}
+
 /// Audit store configuration, embedded in the sensor TOML under `[audit]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,6 +81,13 @@ pub struct AuditConfig {
     pub exclude_types: Vec<String>,
     /// Events whose `file.path` starts with one of these are not recorded (noise such as /dev/null).
     pub skip_path_prefixes: Vec<String>,
+    /// Read-only opens are the bulk of a host's events and rarely matter
+    /// later: `all` records every one, `sensitive` (the default) only those
+    /// under `sensitive_prefixes`, `none` none. Writes, creates and
+    /// truncations are always recorded.
+    pub read_opens: ReadOpens,
+    /// Where a read-only open is worth recording (with `read_opens = "sensitive"`).
+    pub sensitive_prefixes: Vec<String>,
     /// Delete records older than this ("0" keeps them forever).
     pub max_age: HumanDuration,
     /// Keep the live data below this many bytes by deleting the oldest records (0 = no limit).
@@ -108,6 +125,21 @@ impl Default for AuditConfig {
                 "/dev/pts/",
                 "/proc/self/",
                 "/proc/thread-self/",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            read_opens: ReadOpens::Sensitive,
+            sensitive_prefixes: [
+                "/etc/",
+                "/root/",
+                "/home/",
+                "/boot/",
+                "/proc/",
+                "/run/secrets/",
+                "/var/run/secrets/",
+                "/var/spool/cron/",
+                "/var/lib/sensor/",
             ]
             .iter()
             .map(|s| s.to_string())

@@ -18,7 +18,7 @@ pub mod time;
 pub use cli::{
     AuditCommand, DbArg, EXIT_TAMPERED, ExportFormat, FilterArgs, OutputFormat, StatsFormat, run_cli, run_cli_with,
 };
-pub use config::{AuditConfig, ByteSize, DEFAULT_DB_PATH, HumanDuration};
+pub use config::{AuditConfig, ByteSize, DEFAULT_DB_PATH, HumanDuration, ReadOpens};
 pub use error::AuditError;
 pub use ocsf::{OCSF_VERSION, to_ocsf};
 pub use reader::{AuditReader, DbStats, Problem, ProblemKind, QueryFilter, StoredRecord, VerifyReport};

@@ -117,6 +117,14 @@ struct EventFilter {
     include: Vec<String>,
     exclude: Vec<String>,
     skip_prefixes: Vec<String>,
+    read_opens: crate::config::ReadOpens,
+    sensitive_prefixes: Vec<String>,
+}
+
+/// An open that neither writes, creates nor truncates (per the event's flag names).
+fn is_read_only_open(ev: &Value) -> bool {
+    let Some(flags) = ev.pointer("/file/flags").and_then(Value::as_array) else { return false };
+    !flags.iter().any(|f| matches!(f.as_str(), Some("O_WRONLY" | "O_RDWR" | "O_CREAT" | "O_TRUNC" | "O_TMPFILE")))
 }
 
 impl EventFilter {
@@ -133,6 +141,17 @@ impl EventFilter {
             && self.skip_prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
         {
             return false;
+        }
+        if typ == "open" && is_read_only_open(ev) {
+            use crate::config::ReadOpens;
+            return match self.read_opens {
+                ReadOpens::All => true,
+                ReadOpens::None => false,
+                ReadOpens::Sensitive => ev
+                    .pointer("/file/path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| self.sensitive_prefixes.iter().any(|pre| p.starts_with(pre.as_str()))),
+            };
         }
         true
     }
@@ -179,6 +198,8 @@ impl AuditStore {
                 include: cfg.include_types.clone(),
                 exclude: cfg.exclude_types.clone(),
                 skip_prefixes: cfg.skip_path_prefixes.clone(),
+                read_opens: cfg.read_opens,
+                sensitive_prefixes: cfg.sensitive_prefixes.clone(),
             },
             path: cfg.path.clone(),
             thread: Some(thread),
@@ -915,4 +936,41 @@ pub(crate) fn checkpoint_fields<'a>(
         Field::Int(first_seq),
         Field::Blob(anchor),
     ]
+}
+
+#[cfg(test)]
+mod read_open_filter {
+    use super::*;
+    use crate::config::ReadOpens;
+
+    fn filter(read_opens: ReadOpens) -> EventFilter {
+        EventFilter {
+            include: vec![],
+            exclude: vec![],
+            skip_prefixes: vec![],
+            read_opens,
+            sensitive_prefixes: vec!["/etc/".into()],
+        }
+    }
+
+    fn open(path: &str, flags: &[&str]) -> Value {
+        serde_json::json!({"type": "open", "file": {"path": path, "flags": flags}})
+    }
+
+    #[test]
+    fn sensitive_keeps_reads_under_the_prefixes_and_every_write() {
+        let f = filter(ReadOpens::Sensitive);
+        assert!(f.keep(&open("/etc/shadow", &["O_RDONLY"])));
+        assert!(!f.keep(&open("/usr/share/doc/x", &["O_RDONLY", "O_CLOEXEC"])));
+        assert!(f.keep(&open("/usr/share/doc/x", &["O_WRONLY", "O_TRUNC"])));
+        assert!(f.keep(&open("/tmp/new", &["O_RDONLY", "O_CREAT"])), "O_CREAT with O_RDONLY still creates");
+        assert!(f.keep(&serde_json::json!({"type": "unlink", "file": {"path": "/tmp/x"}})));
+    }
+
+    #[test]
+    fn all_and_none() {
+        assert!(filter(ReadOpens::All).keep(&open("/usr/lib/x", &["O_RDONLY"])));
+        assert!(!filter(ReadOpens::None).keep(&open("/etc/shadow", &["O_RDONLY"])));
+        assert!(filter(ReadOpens::None).keep(&open("/etc/shadow", &["O_RDWR"])));
+    }
 }
