@@ -7,6 +7,32 @@ use crate::testing::run_tests;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
+/// Which rules `eval` and `list` load.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+pub struct RuleSourceArgs {
+    /// Extra rule directories (repeatable), loaded with the embedded set.
+    #[arg(long = "rules")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the embedded rule set.
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// Overrides file (JSON, YAML or TOML), as in `[policy] overrides_file`.
+    #[arg(long)]
+    pub overrides: Option<PathBuf>,
+}
+
+impl RuleSourceArgs {
+    fn config(self) -> PolicyConfig {
+        PolicyConfig {
+            default_rules: !self.no_default_rules,
+            rules_dirs: self.rules,
+            overrides_file: self.overrides,
+            watch: false,
+            ..PolicyConfig::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum PolicyCommand {
     /// Validate rules, data documents and tests; exit non-zero on any error.
@@ -27,27 +53,13 @@ pub enum PolicyCommand {
         /// A JSON event, a JSON array of events, or JSON lines.
         #[arg(long)]
         event: PathBuf,
-        /// Extra rule directories (repeatable), loaded with the embedded set.
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
-        /// Do not load the embedded rule set.
-        #[arg(long)]
-        no_default_rules: bool,
-        /// Overrides file (JSON, YAML or TOML), as in `[policy] overrides_file`.
-        #[arg(long)]
-        overrides: Option<PathBuf>,
+        #[command(flatten)]
+        source: RuleSourceArgs,
     },
     /// List rules with id, severity, events and state.
     List {
-        /// Extra rule directories (repeatable), loaded with the embedded set.
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
-        /// Do not load the embedded rule set.
-        #[arg(long)]
-        no_default_rules: bool,
-        /// Overrides file (JSON, YAML or TOML).
-        #[arg(long)]
-        overrides: Option<PathBuf>,
+        #[command(flatten)]
+        source: RuleSourceArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -94,8 +106,8 @@ pub fn run_cli(cmd: PolicyCommand, embedded: &[(&str, &str)]) -> anyhow::Result<
             println!("{} passed, {} failed", report.passed(), report.failed());
             Ok(i32::from(report.failed() > 0))
         }
-        PolicyCommand::Eval { event, rules, no_default_rules, overrides } => {
-            let config = cli_config(rules, no_default_rules, overrides);
+        PolicyCommand::Eval { event, source } => {
+            let config = source.config();
             let mut engine = match PolicyEngine::load(&config, embedded) {
                 Ok(e) => e,
                 Err(errors) => {
@@ -117,8 +129,8 @@ pub fn run_cli(cmd: PolicyCommand, embedded: &[(&str, &str)]) -> anyhow::Result<
             println!("{}", serde_json::to_string_pretty(&alerts)?);
             Ok(i32::from(failed))
         }
-        PolicyCommand::List { rules, no_default_rules, overrides, json } => {
-            let config = cli_config(rules, no_default_rules, overrides);
+        PolicyCommand::List { source, json } => {
+            let config = source.config();
             let set = match PolicySet::load(&config, embedded) {
                 Ok(s) => s,
                 Err(errors) => {
@@ -145,16 +157,6 @@ pub fn run_cli(cmd: PolicyCommand, embedded: &[(&str, &str)]) -> anyhow::Result<
             }
             Ok(0)
         }
-    }
-}
-
-fn cli_config(rules: Vec<PathBuf>, no_default_rules: bool, overrides: Option<PathBuf>) -> PolicyConfig {
-    PolicyConfig {
-        default_rules: !no_default_rules,
-        rules_dirs: rules,
-        overrides_file: overrides,
-        watch: false,
-        ..PolicyConfig::default()
     }
 }
 

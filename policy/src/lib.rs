@@ -20,7 +20,7 @@ mod set;
 mod sources;
 mod testing;
 
-pub use cli::{PolicyCommand, run_cli};
+pub use cli::{PolicyCommand, RuleSourceArgs, run_cli};
 pub use config::{Exception, PolicyConfig, RuleOverride};
 pub use engine::PolicyEngine;
 pub use error::{ErrorKind, PolicyError, PolicyErrors};

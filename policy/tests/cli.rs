@@ -1,7 +1,7 @@
 mod common;
 
 use common::*;
-use policy::{PolicyCommand, run_cli, run_tests};
+use policy::{PolicyCommand, RuleSourceArgs, run_cli, run_tests};
 
 #[test]
 fn test_runner_reports_each_test() {
@@ -54,18 +54,11 @@ fn cli_exit_codes() {
     let events = rules_dir(&[("ev.json", &open_event("/bin/cat", "/x").to_string())]);
     let eval = PolicyCommand::Eval {
         event: events.path().join("ev.json"),
-        rules: vec![good.path().into()],
-        no_default_rules: true,
-        overrides: None,
+        source: RuleSourceArgs { rules: vec![good.path().into()], no_default_rules: true, overrides: None },
     };
     assert_eq!(run_cli(eval, &[]).unwrap(), 0);
-    let missing = PolicyCommand::Eval {
-        event: events.path().join("missing.json"),
-        rules: vec![],
-        no_default_rules: false,
-        overrides: None,
-    };
+    let missing = PolicyCommand::Eval { event: events.path().join("missing.json"), source: RuleSourceArgs::default() };
     assert!(run_cli(missing, &embedded).is_err());
-    let list = PolicyCommand::List { rules: vec![], no_default_rules: false, overrides: None, json: true };
+    let list = PolicyCommand::List { source: RuleSourceArgs::default(), json: true };
     assert_eq!(run_cli(list, &embedded).unwrap(), 0);
 }
