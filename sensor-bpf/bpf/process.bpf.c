@@ -115,6 +115,10 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 /* ---- security-relevant syscalls (struct syscall_event) ---- */
 
 #define AF_PACKET_ 17
+#define AF_UNIX_ 1
+#define UNIX_PATH_MAX_ 108
+#define EACCES_ 13
+#define EPERM_ 1
 #define SOCK_RAW_ 3
 #define SOCK_TYPE_MASK_ 0xf
 #define S_IFMT_ 0170000
@@ -190,6 +194,10 @@ static __always_inline int sc_exit(long ret)
 		return 0;
 	struct sc_pending p = *pp;
 	pp->type = 0;
+	/* unix connects: successes and permission failures (probing); a missing
+	 * or refused socket (e.g. nscd absent, on every user lookup) is noise */
+	if (p.type == EV_UNIX_CONNECT && ret != 0 && ret != -EACCES_ && ret != -EPERM_)
+		return 0;
 
 	struct scratch *s = get_scratch();
 	if (!s)
@@ -245,6 +253,21 @@ static __always_inline int sc_exit(long ret)
 		ev->str3_len = user_str(s, off, p.args[2], 64);
 		off += ev->str3_len;
 		break;
+	case EV_UNIX_CONNECT: {
+		/* sockaddr_un: sa_family, then sun_path; a leading NUL marks an
+		 * abstract name (not NUL-terminated: bounded by the buffer) */
+		__u64 sun_path = p.args[1] + 2;
+		char first = 0;
+		if (bpf_probe_read_user(&first, 1, (const void *)sun_path) != 0)
+			break;
+		if (first == 0) {
+			ev->flags |= SC_UNIX_ABSTRACT;
+			sun_path += 1;
+		}
+		ev->str1_len = user_str(s, off, sun_path, UNIX_PATH_MAX_);
+		off += ev->str1_len;
+		break;
+	}
 	default:
 		break;
 	}
@@ -349,3 +372,17 @@ SC_ALL(setfsgid, EV_SETUID, 1)
 SC_ALL(mount, EV_MOUNT, 5)
 SC_ALL(setns, EV_NAMESPACE, 2)
 SC_ALL(unshare, EV_NAMESPACE, 1)
+
+/* connect on AF_UNIX sockets: which local service a process talks to (a
+ * container runtime's API socket, say). TCP connects come from the net object. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!type_enabled(EV_UNIX_CONNECT))
+		return 0;
+	__u16 family = 0;
+	if (bpf_probe_read_user(&family, sizeof(family), (const void *)ctx->args[1]) != 0 || family != AF_UNIX_)
+		return 0;
+	return sc_stash(ctx, EV_UNIX_CONNECT, 0, 3);
+}
+SC_EXIT(connect)

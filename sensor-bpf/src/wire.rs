@@ -28,10 +28,12 @@ pub const EV_DUP: u32 = 20;
 pub const EV_SETUID: u32 = 21;
 pub const EV_MOUNT: u32 = 22;
 pub const EV_NAMESPACE: u32 = 23;
+pub const EV_UNIX_CONNECT: u32 = 24;
 /// Size of per-type arrays (lost counters, the enable mask).
 pub const EV_TYPE_MAX: u32 = 32;
 
 pub const SC_OLDFD_IS_SOCKET: u16 = 1 << 0;
+pub const SC_UNIX_ABSTRACT: u16 = 1 << 1;
 
 pub const EXEC_ARGS_TRUNCATED: u16 = 1 << 0;
 pub const EXEC_EXE_TRUNCATED: u16 = 1 << 1;
@@ -84,7 +86,7 @@ pub const TYPE_NAMES: [&str; EV_TYPE_MAX as usize] = [
     "setuid",
     "mount",
     "namespace",
-    "",
+    "unix_connect",
     "",
     "",
     "",
@@ -93,6 +95,16 @@ pub const TYPE_NAMES: [&str; EV_TYPE_MAX as usize] = [
     "",
     "",
 ];
+
+/// The `type` an event of wire type `ty` has in the JSON stream: the wire
+/// name, except that AF_UNIX connects are `connect` events like TCP ones
+/// (told apart by `net.family`), so rules and queries see one kind.
+pub fn event_kind(ty: u32) -> &'static str {
+    match ty {
+        EV_UNIX_CONNECT => "connect",
+        _ => TYPE_NAMES.get(ty as usize).copied().filter(|n| !n.is_empty()).unwrap_or("unknown"),
+    }
+}
 
 /// The event type number for a name, as used in configuration.
 pub fn type_from_name(name: &str) -> Option<u32> {

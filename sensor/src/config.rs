@@ -216,9 +216,12 @@ impl Config {
         if errs.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errs)) }
     }
 
-    /// The enable mask for the kernel (bit N = event type N).
+    /// The enable mask for the kernel (bit N = event type N). `connect`
+    /// covers AF_UNIX connects too (they are `connect` events in the stream).
     pub fn enabled_mask(&self) -> u64 {
-        self.kernel.events.iter().filter_map(|n| sensor_bpf::wire::type_from_name(n)).fold(0u64, |m, t| m | (1 << t))
+        use sensor_bpf::wire::{EV_CONNECT, EV_UNIX_CONNECT, type_from_name};
+        let mask = self.kernel.events.iter().filter_map(|n| type_from_name(n)).fold(0u64, |m, t| m | (1 << t));
+        if mask & (1 << EV_CONNECT) != 0 { mask | (1 << EV_UNIX_CONNECT) } else { mask }
     }
 }
 
@@ -231,7 +234,16 @@ mod tests {
         let c = Config::parse("").unwrap();
         c.validate().unwrap();
         assert_eq!(c.kernel.poll_interval_ms, 2);
-        assert_eq!(c.enabled_mask().count_ones(), 23);
+        assert_eq!(c.enabled_mask().count_ones(), 24);
+    }
+
+    #[test]
+    fn connect_covers_unix_connects() {
+        use sensor_bpf::wire::{EV_CONNECT, EV_UNIX_CONNECT};
+        let c = Config::parse("[kernel]\nevents = [\"connect\"]\n").unwrap();
+        assert_eq!(c.enabled_mask(), (1 << EV_CONNECT) | (1 << EV_UNIX_CONNECT));
+        let c = Config::parse("[kernel]\nevents = [\"exec\"]\n").unwrap();
+        assert_eq!(c.enabled_mask() & (1 << EV_UNIX_CONNECT), 0);
     }
 
     #[test]
@@ -303,8 +315,11 @@ mod event_types {
     /// Every event type the kernel side can produce is one a rule may subscribe to.
     #[test]
     fn policy_knows_every_kernel_event_type() {
-        for name in sensor_bpf::wire::TYPE_NAMES.iter().filter(|n| !n.is_empty()) {
-            assert!(policy::EVENT_TYPES.contains(name), "policy::EVENT_TYPES lacks {name}");
+        for ty in 1..sensor_bpf::wire::EV_TYPE_MAX {
+            let name = sensor_bpf::wire::event_kind(ty);
+            if name != "unknown" {
+                assert!(policy::EVENT_TYPES.contains(&name), "policy::EVENT_TYPES lacks {name}");
+            }
         }
         for synthetic in
             ["policy_reload_failed", "audit_degraded", "audit_recovered", "sink_degraded", "sink_recovered"]

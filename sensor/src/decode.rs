@@ -40,7 +40,7 @@ pub enum Body {
 }
 
 /// A security-relevant syscall (ptrace, module_load, bpf, memfd_create,
-/// socket, dup, setuid, mount, namespace); see events.h for the strings.
+/// socket, dup, setuid, mount, namespace, unix_connect); see events.h for the strings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Syscall {
     pub nr: u32,
@@ -48,6 +48,8 @@ pub struct Syscall {
     pub args: [u64; 6],
     pub strs: [String; 3],
     pub oldfd_is_socket: bool,
+    /// unix_connect: the path is an abstract-namespace name.
+    pub unix_abstract: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -61,6 +63,10 @@ pub struct Exec {
     pub exe_truncated: bool,
     pub cwd: String,
     pub filename: String,
+    /// Filled by enrichment: the executable's inode changed after the parent
+    /// process started (a binary dropped and run by an already-running tree).
+    /// None when either time could not be read.
+    pub written_after_parent_start: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -169,6 +175,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, WireError> {
                     exe_truncated: e.flags & wire::EXEC_EXE_TRUNCATED != 0,
                     cwd: lossy(cwd),
                     filename: lossy(filename),
+                    written_after_parent_start: None,
                 }),
             });
         }
@@ -223,7 +230,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, WireError> {
             })
             .with_header(e.hdr)
         }
-        wire::EV_PTRACE..=wire::EV_NAMESPACE => {
+        wire::EV_PTRACE..=wire::EV_UNIX_CONNECT => {
             let (e, data): (wire::SyscallEvent, _) = fixed(buf, ty)?;
             let lens = [e.str1_len as usize, e.str2_len as usize, e.str3_len as usize];
             let [a, b, c] = wire::split_fields(data, lens, ty)?;
@@ -233,6 +240,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, WireError> {
                 args: e.args,
                 strs: [lossy(a), lossy(b), lossy(c)],
                 oldfd_is_socket: e.flags & wire::SC_OLDFD_IS_SOCKET != 0,
+                unix_abstract: e.flags & wire::SC_UNIX_ABSTRACT != 0,
             })
             .with_header(e.hdr)
         }

@@ -246,6 +246,20 @@ fn socket_family(f: u64) -> String {
     }
 }
 
+/// A connect on an AF_UNIX socket, in the `net` shape of TCP connects.
+/// Abstract names are written `@name`, as `ss` does.
+fn unix_connect_view(sc: &decode::Syscall) -> serde_json::Value {
+    let path = if sc.unix_abstract { format!("@{}", sc.strs[0]) } else { sc.strs[0].clone() };
+    let mut v = serde_json::json!({
+        "proto": "unix", "family": "unix", "path": path, "direction": "outbound",
+        "success": sc.result >= 0,
+    });
+    if sc.result < 0 {
+        v["error"] = errno_name(sc.result).into();
+    }
+    v
+}
+
 /// The syscall-specific fields, named, for rules to read.
 fn syscall_view(kind: &str, sc: &decode::Syscall) -> serde_json::Value {
     let a = &sc.args;
@@ -301,10 +315,16 @@ impl Serialize for Event {
                     filename: &'a str,
                     argc: u32,
                     args_truncated: bool,
+                    written_after_parent_start: Option<bool>,
                 }
                 m.serialize_entry(
                     "exec",
-                    &ExecView { filename: &x.filename, argc: x.argc, args_truncated: x.args_truncated },
+                    &ExecView {
+                        filename: &x.filename,
+                        argc: x.argc,
+                        args_truncated: x.args_truncated,
+                        written_after_parent_start: x.written_after_parent_start,
+                    },
                 )?;
             }
             Body::Fork { child_pid, .. } => {
@@ -326,6 +346,9 @@ impl Serialize for Event {
             Body::Dns(d) => {
                 m.serialize_entry("net", &DnsNetView(d))?;
                 m.serialize_entry("dns", &self.dns)?;
+            }
+            Body::Syscall(sc) if self.hdr.ty == sensor_bpf::wire::EV_UNIX_CONNECT => {
+                m.serialize_entry("net", &unix_connect_view(sc))?
             }
             Body::Syscall(sc) => m.serialize_entry("syscall", &syscall_view(self.kind, sc))?,
         }

@@ -172,3 +172,56 @@ fn module_loads_are_reported_even_when_they_fail() {
     assert_eq!(s(&ev, &["syscall", "params"]), "sensor_test=1");
     assert_eq!(get(&ev, &["syscall", "success"]), false);
 }
+
+#[test]
+fn unix_socket_connects_are_connect_events_with_the_socket_path() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    let sensor = shared();
+    let dir = test_dir(&sensor_e2e::shared_root(), "unix");
+    let path = dir.join("docker.sock");
+    let _listener = UnixListener::bind(&path).unwrap();
+    let _conn = UnixStream::connect(&path).unwrap();
+    let abstract_name = format!("sensor-e2e-{}", unique());
+    let addr = SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+    let _abstract_listener = UnixListener::bind_addr(&addr).unwrap();
+    let _abstract_conn = UnixStream::connect_addr(&addr).unwrap();
+    // a socket that does not exist: the ENOENT every lookup without nscd makes
+    let missing = dir.join("missing.sock");
+    assert!(UnixStream::connect(&missing).is_err());
+
+    let path_str = path.to_str().unwrap().to_string();
+    let ev = sensor.wait_for("unix connect", |e| mine(e, "connect") && s(e, &["net", "path"]) == path_str);
+    assert_eq!(s(&ev, &["net", "family"]), "unix");
+    assert_eq!(s(&ev, &["net", "direction"]), "outbound");
+    assert_eq!(get(&ev, &["net", "success"]), true);
+    let at = format!("@{abstract_name}");
+    let ev = sensor.wait_for("abstract unix connect", |e| mine(e, "connect") && s(e, &["net", "path"]) == at);
+    assert_eq!(s(&ev, &["net", "family"]), "unix");
+    let missing_str = missing.to_str().unwrap().to_string();
+    assert!(
+        sensor.matching(|e| mine(e, "connect") && s(e, &["net", "path"]) == missing_str).is_empty(),
+        "a connect to a missing socket was reported"
+    );
+}
+
+#[test]
+fn exec_of_a_binary_written_after_its_parent_started_is_flagged() {
+    let sensor = shared();
+    let dir = test_dir(&sensor_e2e::shared_root(), "drift");
+    // this test process (the parent) started before the copy is written
+    let dropped = dir.join("dropped-sleep");
+    std::fs::copy("/bin/sleep", &dropped).unwrap();
+    let mut fresh = Command::new(&dropped).arg("2").spawn().unwrap();
+    let mut installed = Command::new("/bin/sleep").arg("2").spawn().unwrap();
+    let (fresh_pid, installed_pid) = (fresh.id() as u64, installed.id() as u64);
+    let exec_of = |pid: u64| move |e: &Value| s(e, &["type"]) == "exec" && u(e, &["process", "pid"]) == pid;
+    let ev = sensor.wait_for("exec of the dropped binary", exec_of(fresh_pid));
+    let ev_installed = sensor.wait_for("exec of /bin/sleep", exec_of(installed_pid));
+    fresh.kill().unwrap();
+    installed.kill().unwrap();
+    fresh.wait().unwrap();
+    installed.wait().unwrap();
+    assert_eq!(get(&ev, &["exec", "written_after_parent_start"]), true, "{ev}");
+    assert_eq!(get(&ev_installed, &["exec", "written_after_parent_start"]), false, "{ev_installed}");
+}

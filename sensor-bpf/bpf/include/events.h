@@ -39,6 +39,7 @@ enum event_type {
 	EV_SETUID = 21, /* the set*uid / set*gid family */
 	EV_MOUNT = 22,
 	EV_NAMESPACE = 23, /* setns, unshare */
+	EV_UNIX_CONNECT = 24, /* connect on an AF_UNIX socket (struct syscall_event) */
 	EV_TYPE_MAX = 32,  /* size of per-type arrays (lost counters, enable mask) */
 };
 
@@ -175,8 +176,10 @@ struct dns_event {
  *   bpf:         str1 = the program's name (BPF_PROG_LOAD only)
  *   memfd_create: str1 = the name
  *   mount:       str1 = source, str2 = target, str3 = filesystem type
+ *   unix_connect: str1 = the socket's path (for an abstract socket, its name)
  */
 #define SC_OLDFD_IS_SOCKET (1 << 0) /* dup: the duplicated fd is a socket */
+#define SC_UNIX_ABSTRACT (1 << 1)   /* unix_connect: an abstract-namespace socket */
 struct syscall_event {
 	struct event_header hdr;
 	long long result;

@@ -8,7 +8,6 @@ pub mod proctable;
 use crate::decode::{Body, Record};
 use crate::event::Event;
 use proctable::ProcTable;
-use sensor_bpf::wire::TYPE_NAMES;
 use std::sync::Arc;
 
 /// Converts kernel boot-time stamps into wall-clock time.
@@ -47,13 +46,26 @@ impl Enricher {
         Enricher { table, host: Arc::from(host), clock: Clock::now(), seq: 0 }
     }
 
+    /// Whether the program a process just executed was written (its inode
+    /// changed) after its parent started: the shape of a dropped binary run
+    /// by a running service or container, as opposed to one installed
+    /// before the tree started.
+    fn written_after_parent_start(&self, hdr: &crate::decode::Header) -> Option<bool> {
+        let parent_start = self.table.start_time_boot_ns(hdr.ppid)?;
+        let ctime = self.table.exe_ctime_ns(hdr.pid)?;
+        Some(ctime > self.clock.wall_ns(parent_start))
+    }
+
     /// Re-reads the clock offset (NTP steps the wall clock; boot time does not move).
     pub fn resync_clock(&mut self) {
         self.clock = Clock::now();
     }
 
-    pub fn enrich(&mut self, rec: Record) -> Event {
-        let kind = TYPE_NAMES.get(rec.hdr.ty as usize).copied().unwrap_or("unknown");
+    pub fn enrich(&mut self, mut rec: Record) -> Event {
+        let kind = sensor_bpf::wire::event_kind(rec.hdr.ty);
+        if let Body::Exec(x) = &mut rec.body {
+            x.written_after_parent_start = self.written_after_parent_start(&rec.hdr);
+        }
         let process = match &rec.body {
             Body::Exec(x) => self.table.on_exec(&rec.hdr, x),
             Body::Fork { child_pid, child_start_time } => {

@@ -290,6 +290,43 @@ impl ProcTable {
     }
 }
 
+impl ProcTable {
+    /// When a process started, in ns since boot: from the table when an
+    /// event carried it, else from `/proc/PID/stat` (clock-tick precision).
+    pub fn start_time_boot_ns(&self, pid: u32) -> Option<u64> {
+        if let Some(p) = self.map.peek(&pid)
+            && p.start_time > 0
+        {
+            return Some(p.start_time);
+        }
+        let stat = std::fs::read_to_string(self.procfs_root.join(pid.to_string()).join("stat")).ok()?;
+        parse_stat_start_ticks(&stat).map(|ticks| ticks.saturating_mul(1_000_000_000) / clock_ticks_per_sec())
+    }
+
+    /// The inode change time (ns since the epoch) of the executable a
+    /// process runs: `/proc/PID/exe` names the very file that was mapped,
+    /// even if it was since replaced or deleted.
+    pub fn exe_ctime_ns(&self, pid: u32) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(self.procfs_root.join(pid.to_string()).join("exe")).ok()?;
+        u64::try_from(md.ctime()).ok().map(|s| s * 1_000_000_000 + md.ctime_nsec() as u64)
+    }
+}
+
+/// Field 22 (starttime) of `/proc/PID/stat`. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted after its last `)`.
+fn parse_stat_start_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts at field 3 (state); starttime is field 22
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
 fn read_bounded(path: &std::path::Path, max: usize) -> Option<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path).ok()?;
@@ -323,6 +360,28 @@ mod tests {
         t.on_fork(&hdr(200, 100, 20), 300, 30);
         let cat = t.on_exec(&hdr(300, 200, 30), &exec("/usr/bin/cat"));
         assert_eq!(cat.lineage.iter().map(|s| &**s).collect::<Vec<_>>(), vec!["/usr/bin/bash", "/usr/sbin/sshd"]);
+    }
+
+    #[test]
+    fn stat_start_time_survives_hostile_comm() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 10";
+        assert_eq!(parse_stat_start_ticks(stat), Some(12345));
+        assert_eq!(parse_stat_start_ticks("42 (x) S 1"), None);
+        assert_eq!(parse_stat_start_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn own_start_time_and_exe_ctime_are_read_from_proc() {
+        let t = ProcTable::new(16);
+        let me = std::process::id();
+        let start = t.start_time_boot_ns(me).expect("own start time");
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes a timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+        assert!(start > 0 && start <= now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64);
+        let ctime = t.exe_ctime_ns(me).expect("own exe ctime");
+        assert!(ctime > 1_500_000_000_000_000_000, "{ctime}");
+        assert_eq!(t.exe_ctime_ns(u32::MAX), None);
     }
 
     #[test]
