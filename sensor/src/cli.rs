@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Do not evaluate rules.
     #[arg(long)]
     pub no_policy: bool,
+    /// Serve Prometheus metrics at HOST:PORT (or :PORT on loopback) under /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     /// Exit after this many seconds (for tests and benchmarks).
     #[arg(long, hide = true)]
     pub duration_secs: Option<u64>,
@@ -79,6 +82,9 @@ impl RunArgs {
         cfg.policy.rules_dirs.extend(self.rules.iter().cloned());
         if let Some(p) = &self.audit_db {
             cfg.audit.path = p.clone();
+        }
+        if let Some(a) = &self.metrics_addr {
+            cfg.metrics.addr = Some(a.clone());
         }
         if self.no_audit {
             cfg.audit.enabled = false;

@@ -40,6 +40,14 @@ pub struct Config {
     pub audit: audit::AuditConfig,
     /// Alert sinks (webhook, Slack, syslog, file, stdout) behind a durable outbox.
     pub alerting: alerting::AlertingConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Prometheus endpoint, `HOST:PORT` or `:PORT` (loopback); off when unset.
+    pub addr: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +207,11 @@ impl Config {
         }
         if self.process_table.capacity < 16 {
             errs.push("process_table.capacity must be at least 16".into());
+        }
+        if let Some(addr) = &self.metrics.addr
+            && let Err(e) = crate::metrics::parse_addr(addr)
+        {
+            errs.push(format!("metrics.addr: {e}"));
         }
         if self.pipeline.queue_capacity == 0 {
             errs.push("pipeline.queue_capacity must be at least 1".into());

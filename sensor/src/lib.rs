@@ -8,5 +8,6 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod kernel;
+pub mod metrics;
 pub mod pipeline;
 pub mod run;

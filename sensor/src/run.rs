@@ -66,6 +66,9 @@ fn per_type(counts: impl Iterator<Item = u64>) -> serde_json::Value {
 
 fn stats_json(kernel: &Kernel, reader: &ReaderStats, pipe: &PipelineStats) -> serde_json::Value {
     let lost = kernel.lost_counts();
+    let processed = pipe.processed.load(Ordering::Relaxed);
+    // decoded but not yet through the pipeline (in the reader's batch or the queue)
+    let queue_depth = reader.total_read().saturating_sub(reader.total_queue_dropped()).saturating_sub(processed);
     serde_json::json!({
         "events_read": reader.total_read(),
         "read_by_type": per_type(reader.read.iter().map(|c| c.load(Ordering::Relaxed))),
@@ -74,7 +77,8 @@ fn stats_json(kernel: &Kernel, reader: &ReaderStats, pipe: &PipelineStats) -> se
         "queue_dropped": reader.total_queue_dropped(),
         "queue_dropped_by_type": per_type(reader.queue_dropped.iter().map(|c| c.load(Ordering::Relaxed))),
         "decode_errors": reader.decode_errors.load(Ordering::Relaxed),
-        "processed": pipe.processed.load(Ordering::Relaxed),
+        "processed": processed,
+        "queue_depth": queue_depth,
         "synthetic": pipe.synthetic.load(Ordering::Relaxed),
         "alerts": pipe.alerts.load(Ordering::Relaxed),
         "policy_eval_ms": pipe.policy_ns.load(Ordering::Relaxed) / 1_000_000,
@@ -199,6 +203,16 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         });
         Some(a)
     };
+    let metrics = match &cfg.metrics.addr {
+        Some(addr) => {
+            let snapshot = crate::metrics::Snapshot::default();
+            let addr = crate::metrics::parse_addr(addr)?;
+            let bound = crate::metrics::serve(&rt, addr, snapshot.clone())?;
+            tracing::info!("metrics at http://{bound}/metrics");
+            Some(snapshot)
+        }
+        None => None,
+    };
     let alerts_refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(a) = &alerter {
         processor
@@ -253,6 +267,8 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         let interval = cfg.pipeline.stats_interval_secs;
         let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
         tick.tick().await;
+        // the metrics endpoint serves the latest of these snapshots
+        let mut publish = tokio::time::interval(Duration::from_secs(1));
         let deadline = async {
             match duration_secs {
                 Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -276,6 +292,11 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
                     None => tracing::info!("SIGHUP: policy is off, nothing to reload"),
                 },
                 _ = tick.tick(), if interval > 0 => tracing::info!("stats {}", stats()),
+                _ = publish.tick(), if metrics.is_some() => {
+                    if let Some(m) = &metrics {
+                        m.publish(stats());
+                    }
+                }
             }
         }
     });

@@ -181,3 +181,81 @@ fn programs_of(pid: u32) -> Vec<u64> {
     ids.dedup();
     ids
 }
+
+/// One HTTP/1.1 exchange over a real socket: (status line, body).
+fn http(addr: &str, request: &[u8]) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.write_all(request).unwrap();
+    let mut out = String::new();
+    sock.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+#[test]
+fn prometheus_endpoint_serves_health_counters_and_refuses_garbage() {
+    let sensor = Sensor::start("[metrics]\naddr = \"127.0.0.1:0\"\n[pipeline]\nstats_interval_secs = 0\n", &[]);
+    let log = sensor.stderr();
+    let addr = log
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address logged:\n{log}"))
+        .to_string();
+    let marker = format!("metrics-{}", unique());
+    Command::new("/bin/echo").arg(&marker).stdout(Stdio::null()).status().unwrap();
+    sensor.wait_for("marker exec", |e| {
+        s(e, &["type"]) == "exec" && get(e, &["process", "args"]).get(1).and_then(|a| a.as_str()) == Some(&marker)
+    });
+    // snapshots are published once a second
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = http(&addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        let execs = body
+            .lines()
+            .find_map(|l| l.strip_prefix("sensor_events_read_by_type_total{type=\"exec\"} "))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if execs >= 1.0 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exec counted in /metrics:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(body.contains("# TYPE sensor_kernel_lost_total counter\n"), "{body}");
+    assert!(body.contains("sensor_pipeline_queue_depth "), "{body}");
+    assert!(body.contains("sensor_policy_"), "policy counters: {body}");
+    assert_eq!(http(&addr, b"GET /nope HTTP/1.1\r\n\r\n").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http(&addr, b"\x00\xff garbage\r\n\r\n").0, "HTTP/1.1 400 Bad Request");
+    assert_eq!(http(&addr, b"DELETE /metrics HTTP/1.1\r\n\r\n").0, "HTTP/1.1 405 Method Not Allowed");
+    // an oversized request is cut off, and the endpoint still answers after it
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 20_000));
+    let _ = std::panic::catch_unwind(|| http(&addr, &huge));
+    assert_eq!(http(&addr, b"GET /metrics HTTP/1.1\r\n\r\n").0, "HTTP/1.1 200 OK");
+}
+
+#[test]
+fn a_taken_metrics_port_stops_the_start_with_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = test_dir(&std::env::temp_dir(), "sensor-metrics-port");
+    let (code, err) = run_sensor(&[
+        "run",
+        "--metrics-addr",
+        &addr,
+        "--no-audit",
+        "--events-out",
+        "none",
+        "--audit-db",
+        dir.join("a.db").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot listen for metrics on {addr}")), "{err}");
+    let (code, err) = run_sensor(&["run", "--metrics-addr", "localhost", "--no-audit"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("metrics.addr") && err.contains("HOST:PORT"), "{err}");
+}
