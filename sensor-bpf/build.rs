@@ -71,10 +71,11 @@ fn main() {
     let vmlinux = vmlinux_dir(&manifest, &out);
     let strip = find_tool("LLVM_STRIP", &["llvm-strip", "llvm-strip-19"]);
 
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&bpf_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
+    // bpf/testdata/ holds deliberately broken programs for the loader's tests
+    let mut sources: Vec<PathBuf> = [bpf_dir.clone(), bpf_dir.join("testdata")]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
         .collect();
     sources.sort();

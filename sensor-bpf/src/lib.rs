@@ -49,6 +49,18 @@ pub fn probe() -> Object {
     Object { name: "probe", bytes: object!("probe") }
 }
 
+/// Deliberately broken objects, for tests of the loader's error paths.
+#[doc(hidden)]
+pub mod testdata {
+    use super::{Aligned, Object};
+
+    /// `enter_openat` dereferences a map lookup without a null check: the
+    /// verifier rejects it with "invalid mem access".
+    pub fn verifier_rejects() -> Object {
+        Object { name: "verifier_rejects", bytes: object!("verifier_rejects") }
+    }
+}
+
 /// Every object the daemon loads, in load order.
 pub fn all() -> [Object; 3] {
     [process(), file(), net()]

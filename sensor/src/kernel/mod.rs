@@ -137,12 +137,17 @@ impl Kernel {
     /// Loads and attaches every hook family. Fails with the program's name and
     /// the verifier's reason when the kernel rejects one.
     pub fn load(opts: &KernelOptions) -> Result<Kernel, KernelError> {
+        Self::load_objects(opts, &sensor_bpf::all())
+    }
+
+    /// Loads and attaches the given objects (ring sizes follow their order).
+    pub fn load_objects(opts: &KernelOptions, objs: &[sensor_bpf::Object]) -> Result<Kernel, KernelError> {
         let btf = check_privileges()?;
         mounts::ensure_mounted().map_err(KernelError::Mount)?;
         raise_memlock();
         let cpus = possible_cpus();
         let mut objects = Vec::new();
-        for (i, obj) in sensor_bpf::all().into_iter().enumerate() {
+        for (i, obj) in objs.iter().enumerate() {
             let mut loader = EbpfLoader::new();
             // task storage (per-thread syscall state) has no aya wrapper; only the kernel uses it
             loader
@@ -151,7 +156,7 @@ impl Kernel {
                 .override_global("self_tgid", &opts.self_tgid, true)
                 .override_global("enabled_types", &opts.enabled_mask, true)
                 .override_global("wakeup_bytes", &opts.wakeup_bytes, true)
-                .map_max_entries("events", opts.ring_bytes[i])
+                .map_max_entries("events", opts.ring_bytes[i.min(opts.ring_bytes.len() - 1)])
                 .map_max_entries("scratch_map", cpus);
             let watch_only: u32 = opts.watch_only.into();
             if obj.name == "file" {
