@@ -41,6 +41,8 @@ pub struct Config {
     /// Alert sinks (webhook, Slack, syslog, file, stdout) behind a durable outbox.
     pub alerting: alerting::AlertingConfig,
     pub metrics: MetricsConfig,
+    /// The service topology built from connection events.
+    pub topology: topology::TopologyConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -212,6 +214,9 @@ impl Config {
             && let Err(e) = crate::metrics::parse_addr(addr)
         {
             errs.push(format!("metrics.addr: {e}"));
+        }
+        if let Err(e) = self.topology.validate() {
+            errs.push(format!("topology: {e}"));
         }
         if self.pipeline.queue_capacity == 0 {
             errs.push("pipeline.queue_capacity must be at least 1".into());

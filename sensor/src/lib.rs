@@ -11,3 +11,4 @@ pub mod kernel;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;
+pub mod topo;

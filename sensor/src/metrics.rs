@@ -10,11 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The latest stats snapshot, shared between the main loop and the server.
+/// The latest stats snapshot, shared between the main loop and the server,
+/// and the topology's (published by the pipeline thread).
 #[derive(Clone, Default)]
-pub struct Snapshot(Arc<Mutex<serde_json::Value>>);
+pub struct Snapshot(Arc<Mutex<serde_json::Value>>, pub crate::topo::TopologySlot);
 
 impl Snapshot {
+    pub fn new(topology: crate::topo::TopologySlot) -> Self {
+        Snapshot(Default::default(), topology)
+    }
+
     pub fn publish(&self, stats: serde_json::Value) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = stats;
     }
@@ -147,7 +152,13 @@ async fn serve_one(mut sock: tokio::net::TcpStream, snapshot: Snapshot) {
         ("405 Method Not Allowed", "text/plain", "only GET\n".to_string())
     } else {
         match target.split('?').next().unwrap_or("") {
-            "/metrics" => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&snapshot.get())),
+            "/metrics" => {
+                let mut text = render(&snapshot.get());
+                if let Some(topo) = snapshot.1.get() {
+                    topology::render(&topo, &mut text);
+                }
+                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
+            }
             "/" => ("200 OK", "text/plain", "sensor: metrics at /metrics\n".to_string()),
             _ => ("404 Not Found", "text/plain", "not found; metrics are at /metrics\n".to_string()),
         }

@@ -90,6 +90,7 @@ pub struct Processor {
     pub alerts: Vec<Box<dyn AlertSink>>,
     pub host: Arc<str>,
     pub stats: Arc<PipelineStats>,
+    pub topology: Option<crate::topo::Topology>,
     last_error_log: Option<Instant>,
 }
 
@@ -102,6 +103,7 @@ impl Processor {
             alerts: Vec::new(),
             host: Arc::from(host),
             stats,
+            topology: None,
             last_error_log: None,
         }
     }
@@ -112,6 +114,9 @@ impl Processor {
     }
 
     pub fn handle_event(&mut self, ev: &Event) {
+        if let Some(t) = &mut self.topology {
+            t.observe(ev);
+        }
         if let Some(out) = &mut self.events_out {
             out.write(ev, &self.stats);
         }
@@ -184,8 +189,17 @@ impl Processor {
         }
     }
 
+    fn tick(&mut self) {
+        if let Some(t) = &mut self.topology {
+            t.tick();
+        }
+    }
+
     fn finish(mut self) {
         self.flush();
+        if let Some(t) = &mut self.topology {
+            t.publish_now();
+        }
         for mut sink in self.alerts.drain(..) {
             sink.finish();
         }
@@ -205,6 +219,7 @@ pub fn spawn(
             while let Ok(v) = synthetic.try_recv() {
                 proc.handle_synthetic(v);
             }
+            proc.tick();
             match events.recv_timeout(Duration::from_millis(50)) {
                 Ok(ev) => {
                     proc.handle_event(&ev);

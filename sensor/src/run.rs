@@ -165,6 +165,10 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
             Some(JsonLines::open(&events_out).map_err(|e| format!("cannot open --events-out {events_out}: {e}"))?);
     }
     processor.audit = audit.clone();
+    let topology_slot = crate::topo::TopologySlot::default();
+    if cfg.topology.enabled {
+        processor.topology = Some(crate::topo::Topology::new(&cfg.topology, topology_slot.clone()));
+    }
     processor.policy = policy.as_ref().map(|p| p.engine());
     let _watch = match &policy {
         Some(p) if cfg.policy.watch => {
@@ -205,7 +209,7 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
     };
     let metrics = match &cfg.metrics.addr {
         Some(addr) => {
-            let snapshot = crate::metrics::Snapshot::default();
+            let snapshot = crate::metrics::Snapshot::new(topology_slot.clone());
             let addr = crate::metrics::parse_addr(addr)?;
             let bound = crate::metrics::serve(&rt, addr, snapshot.clone())?;
             tracing::info!("metrics at http://{bound}/metrics");

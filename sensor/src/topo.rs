@@ -1,0 +1,108 @@
+//! Feeds the topology graph from enriched events and publishes its
+//! snapshot for the metrics endpoint (and, later, the admin socket).
+
+use crate::decode::Body;
+use crate::event::Event;
+use sensor_bpf::wire::{EV_UNIX_CONNECT, NET_DIR_OUTBOUND};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use topology::{CloseStats, Graph, Observation, Proc};
+
+/// The latest topology snapshot, shared with readers on other threads.
+#[derive(Clone, Default)]
+pub struct TopologySlot(Arc<Mutex<Option<topology::Snapshot>>>);
+
+impl TopologySlot {
+    pub fn get(&self) -> Option<topology::Snapshot> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn put(&self, s: topology::Snapshot) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    }
+}
+
+/// Owned by the pipeline thread.
+pub struct Topology {
+    graph: Graph,
+    slot: TopologySlot,
+    last_publish: Instant,
+}
+
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+impl Topology {
+    pub fn new(cfg: &topology::TopologyConfig, slot: TopologySlot) -> Self {
+        Topology { graph: Graph::new(cfg), slot, last_publish: Instant::now() - PUBLISH_EVERY }
+    }
+
+    pub fn observe(&mut self, ev: &Event) {
+        let p = &ev.process;
+        let proc = Proc {
+            pid: ev.hdr.pid,
+            exe: &p.exe,
+            container_id: p.container_id.as_deref(),
+            systemd_unit: p.systemd_unit.as_deref(),
+        };
+        let now = Instant::now();
+        match &ev.body {
+            Body::Net(n) => {
+                let local = SocketAddr::new(n.saddr, n.sport);
+                let remote = SocketAddr::new(n.daddr, n.dport);
+                let obs = match ev.kind {
+                    "listen" => Observation::Listen { proc, local },
+                    "connect" => Observation::Connect {
+                        proc,
+                        sock_id: n.sock_id,
+                        local,
+                        remote,
+                        ok: n.error == 0,
+                        latency_ns: n.latency_ns,
+                    },
+                    "accept" => Observation::Accept { proc, sock_id: n.sock_id, local, remote },
+                    "close" => Observation::Close {
+                        sock_id: n.sock_id,
+                        outbound: n.direction == NET_DIR_OUTBOUND,
+                        stats: CloseStats {
+                            bytes_sent: n.bytes_sent,
+                            bytes_received: n.bytes_received,
+                            duration_ns: n.duration_ns,
+                            srtt_us: n.srtt_us,
+                            retransmits: n.retransmits,
+                        },
+                    },
+                    _ => return,
+                };
+                self.graph.observe(&obs, now);
+            }
+            Body::Dns(_) => {
+                let Some(msg) = ev.dns.as_ref().filter(|m| m.response) else { return };
+                for a in &msg.answers {
+                    if let Ok(addr) = a.data.parse::<IpAddr>() {
+                        self.graph.observe(&Observation::DnsAnswer { name: &msg.qname, addr }, now);
+                    }
+                }
+            }
+            // AF_UNIX connects are local IPC, not topology edges (yet)
+            Body::Syscall(_) if ev.hdr.ty == EV_UNIX_CONNECT => {}
+            _ => {}
+        }
+    }
+
+    /// Settles connections whose other end did not show, and publishes the
+    /// snapshot about once a second. Called on every pipeline turn.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        self.graph.tick(now);
+        if now.duration_since(self.last_publish) >= PUBLISH_EVERY {
+            self.slot.put(self.graph.snapshot());
+            self.last_publish = now;
+        }
+    }
+
+    /// The final state, at shutdown.
+    pub fn publish_now(&mut self) {
+        self.slot.put(self.graph.snapshot());
+    }
+}

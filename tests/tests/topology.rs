@@ -1,0 +1,144 @@
+//! The service topology from real connections: a server in a network
+//! namespace the test creates, a client in the host namespace, exact
+//! connection and failure counts on the edge, read from /metrics.
+
+use sensor_e2e::{Sensor, s, u, unique};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("iproute2");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace joined to the host by a veth pair; removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+}
+
+impl Netns {
+    fn new(subnet: u8) -> Netns {
+        let tag = std::process::id() % 100_000;
+        let n = Netns { name: format!("sensor-topo-{tag}"), host_if: format!("vtp{tag}a") };
+        let peer = format!("vtp{tag}b");
+        let _ = Command::new("ip").args(["netns", "del", &n.name]).output();
+        ip(&["netns", "add", &n.name]);
+        ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &n.name]);
+        ip(&["addr", "add", &format!("10.231.{subnet}.1/24"), "dev", &n.host_if]);
+        ip(&["link", "set", &n.host_if, "up"]);
+        ip(&["-n", &n.name, "addr", "add", &format!("10.231.{subnet}.2/24"), "dev", &peer]);
+        ip(&["-n", &n.name, "link", "set", &peer, "up"]);
+        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
+        n
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut out = String::new();
+    sock.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn series(text: &str, name: &str, client: &str, server: &str) -> Option<f64> {
+    let prefix = format!("{name}{{client=\"{client}\",server=\"{server}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
+    let sensor = Sensor::start(
+        "[metrics]\naddr = \"127.0.0.1:0\"\n[topology]\njoin_window_ms = 500\n[pipeline]\nstats_interval_secs = 0\n",
+        &["--no-policy"],
+    );
+    let log = sensor.stderr();
+    let metrics_addr = log.split("metrics at http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let subnet = (unique() % 200) as u8 + 20;
+    let ns = Netns::new(subnet);
+    let server_ip = format!("10.231.{subnet}.2");
+
+    // an HTTP server inside the namespace
+    let server = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-m", "http.server", "--bind", &server_ip, "8080"])
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://{server_ip}:8080/");
+    let start = Instant::now();
+    while !Command::new("curl").args(["-sf", "-o", "/dev/null", "--max-time", "2", &url]).status().unwrap().success() {
+        assert!(start.elapsed() < Duration::from_secs(20), "server in {} did not come up", ns.name);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the listen event names the server's executable
+    let listen = sensor.wait_for("the server's listen", |e| {
+        s(e, &["type"]) == "listen" && s(e, &["net", "saddr"]) == server_ip && u(e, &["net", "sport"]) == 8080
+    });
+    let exe = s(&listen, &["process", "exe"]).rsplit('/').next().unwrap().to_string();
+    let server_node = format!("{exe}:8080");
+
+    // a fresh client binary so no other traffic on this host shares its node name
+    let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-topo");
+    let client = dir.join(format!("topo-client-{}", unique() % 100_000));
+    std::fs::copy("/usr/bin/curl", &client).unwrap();
+    let client_node = client.file_name().unwrap().to_str().unwrap().to_string();
+    for _ in 0..5 {
+        let ok = Command::new(&client).args(["-sf", "-o", "/dev/null", &url]).status().unwrap();
+        assert!(ok.success());
+    }
+    // one refused connect: nothing listens on 8081
+    let refused = Command::new(&client).args(["-s", "-o", "/dev/null", &format!("http://{server_ip}:8081/")]).status();
+    assert!(!refused.unwrap().success());
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = metrics(&metrics_addr);
+        let done = series(&text, "sensor_topology_connections_total", &client_node, &server_node) == Some(5.0)
+            && series(&text, "sensor_topology_connections_closed_total", &client_node, &server_node) == Some(5.0)
+            && series(&text, "sensor_topology_connections_failed_total", &client_node, &format!("{server_ip}:8081"))
+                == Some(1.0);
+        if done {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "edge {client_node} -> {server_node} not as expected:\n{}",
+            text.lines().filter(|l| l.contains(&client_node)).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(series(&text, "sensor_topology_connections_failed_total", &client_node, &server_node), Some(0.0));
+    // requests went one way, pages the other
+    let sent = series(&text, "sensor_topology_bytes_sent_total", &client_node, &server_node).unwrap();
+    let received = series(&text, "sensor_topology_bytes_received_total", &client_node, &server_node).unwrap();
+    assert!(sent > 5.0 * 50.0 && received > sent, "sent {sent}, received {received}");
+    let count_line =
+        format!("sensor_topology_connect_seconds_count{{client=\"{client_node}\",server=\"{server_node}\"}} 5");
+    assert!(text.contains(&count_line), "{count_line} missing");
+    drop(server);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(dir);
+}
