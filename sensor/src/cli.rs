@@ -31,6 +31,8 @@ pub enum Command {
     /// List and retry alert deliveries in the outbox.
     #[command(subcommand)]
     Alerts(alerting::AlertsCommand),
+    /// The running sensor's service map (who talks to whom), from its admin socket.
+    Topology(crate::topology_cli::TopologyArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -62,6 +64,9 @@ pub struct RunArgs {
     /// Serve Prometheus metrics at HOST:PORT (or :PORT on loopback) under /metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+    /// The admin socket `sensor topology` talks to (default /run/sensor/admin.sock).
+    #[arg(long, value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
     /// Exit after this many seconds (for tests and benchmarks).
     #[arg(long, hide = true)]
     pub duration_secs: Option<u64>,
@@ -85,6 +90,9 @@ impl RunArgs {
         }
         if let Some(a) = &self.metrics_addr {
             cfg.metrics.addr = Some(a.clone());
+        }
+        if let Some(p) = &self.admin_socket {
+            cfg.admin_socket = Some(p.clone());
         }
         if self.no_audit {
             cfg.audit.enabled = false;

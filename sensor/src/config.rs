@@ -41,6 +41,8 @@ pub struct Config {
     /// Alert sinks (webhook, Slack, syslog, file, stdout) behind a durable outbox.
     pub alerting: alerting::AlertingConfig,
     pub metrics: MetricsConfig,
+    /// The local admin socket (`sensor topology`); default /run/sensor/admin.sock.
+    pub admin_socket: Option<PathBuf>,
     /// The service topology built from connection events.
     pub topology: topology::TopologyConfig,
 }

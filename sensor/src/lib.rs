@@ -1,6 +1,7 @@
 //! The sensor daemon: kernel loading, decoding, enrichment and the event
 //! pipeline. `main.rs` is only argument parsing and dispatch.
 
+pub mod admin;
 pub mod alerts;
 pub mod cli;
 pub mod config;
@@ -12,3 +13,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod run;
 pub mod topo;
+pub mod topology_cli;

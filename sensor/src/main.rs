@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => exit(policy::run_cli(cmd, sensor_rules::FILES)),
         Command::Audit(cmd) => exit(audit::run_cli(cmd)),
         Command::Alerts(cmd) => exit(alerting::run_cli(cmd)),
+        Command::Topology(args) => sensor::topology_cli::run(args),
     }
 }
 

@@ -217,6 +217,15 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         }
         None => None,
     };
+    // the sensor's job is detection: without its admin socket it still runs
+    let admin_path = crate::admin::socket_path(&cfg.admin_socket);
+    let admin_bound = match crate::admin::serve(&rt, &admin_path, topology_slot.clone()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("admin socket off: {e}");
+            false
+        }
+    };
     let alerts_refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(a) = &alerter {
         processor
@@ -322,6 +331,9 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
     }
     if let Some(a) = audit.and_then(|a| Arc::try_unwrap(a).ok()) {
         a.shutdown();
+    }
+    if admin_bound {
+        let _ = std::fs::remove_file(&admin_path);
     }
     eprintln!("sensor stats: {final_stats}");
     drop(kernel);

@@ -67,9 +67,11 @@ fn series(text: &str, name: &str, client: &str, server: &str) -> Option<f64> {
 
 #[test]
 fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
+    let admin_dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-admin");
+    let admin_socket = admin_dir.join("admin.sock").to_str().unwrap().to_string();
     let sensor = Sensor::start(
         "[metrics]\naddr = \"127.0.0.1:0\"\n[topology]\njoin_window_ms = 500\n[pipeline]\nstats_interval_secs = 0\n",
-        &["--no-policy"],
+        &["--no-policy", "--admin-socket", &admin_socket],
     );
     let log = sensor.stderr();
     let metrics_addr = log.split("metrics at http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
@@ -138,6 +140,41 @@ fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
     let count_line =
         format!("sensor_topology_connect_seconds_count{{client=\"{client_node}\",server=\"{server_node}\"}} 5");
     assert!(text.contains(&count_line), "{count_line} missing");
+
+    // the same edge from `sensor topology`, over the admin socket (root-only)
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&admin_socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "admin socket mode {mode:o}");
+    let topo = |format: &str| {
+        let out = Command::new(sensor_e2e::sensor_bin())
+            .args(["topology", "--socket", &admin_socket, "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&topo("json")).unwrap();
+    let edge = json["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["client"] == client_node.as_str() && e["server"] == server_node.as_str())
+        .unwrap_or_else(|| panic!("no edge in {json:#}"));
+    assert_eq!(edge["connections"], 5);
+    let node = json["nodes"].as_array().unwrap().iter().find(|n| n["name"] == server_node.as_str()).unwrap();
+    assert_eq!(node["listening"], serde_json::json!([format!("{server_ip}:8080")]));
+    assert!(topo("dot").contains(&format!("\"{client_node}\" -> \"{server_node}\" [label=\"5 conns, 0 failed\"]")));
+    let table = topo("table");
+    assert!(
+        table.lines().any(|l| l.split_whitespace().take(3).eq([client_node.as_str(), server_node.as_str(), "5"])),
+        "{table}"
+    );
+    let missing = Command::new(sensor_e2e::sensor_bin())
+        .args(["topology", "--socket", "/nonexistent/admin.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("is `sensor run` running?"));
     drop(server);
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);
