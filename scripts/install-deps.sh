@@ -9,6 +9,10 @@ PACKAGES=(
   sqlite3                               # audit/outbox tamper tests use the CLI
   iproute2                              # network-namespace tests
   procps psmisc                         # ps/pkill used by tests
+  openssh-client socat ncat kmod        # default-rule e2e tests: ssh, reverse-shell tools, insmod
+  python3 util-linux                    # default-rule e2e tests: memfd exec, unshare/nsenter
+  nginx-light curl                      # topology tests: a reverse proxy in a namespace, HTTP clients
+  git make                              # the noise test's ordinary workload (git, make, cc)
 )
 
 missing=()

@@ -18,17 +18,18 @@ struct Netns {
 }
 
 impl Netns {
-    fn new(subnet: u8) -> Netns {
+    /// Host end 10.`net`.`subnet`.1, namespace end .2.
+    fn new(net: u8, subnet: u8) -> Netns {
         let tag = std::process::id() % 100_000;
-        let n = Netns { name: format!("sensor-topo-{tag}"), host_if: format!("vtp{tag}a") };
-        let peer = format!("vtp{tag}b");
+        let n = Netns { name: format!("sensor-topo{net}-{tag}"), host_if: format!("vt{net}-{tag}a") };
+        let peer = format!("vt{net}-{tag}b");
         let _ = Command::new("ip").args(["netns", "del", &n.name]).output();
         ip(&["netns", "add", &n.name]);
         ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
         ip(&["link", "set", &peer, "netns", &n.name]);
-        ip(&["addr", "add", &format!("10.231.{subnet}.1/24"), "dev", &n.host_if]);
+        ip(&["addr", "add", &format!("10.{net}.{subnet}.1/24"), "dev", &n.host_if]);
         ip(&["link", "set", &n.host_if, "up"]);
-        ip(&["-n", &n.name, "addr", "add", &format!("10.231.{subnet}.2/24"), "dev", &peer]);
+        ip(&["-n", &n.name, "addr", "add", &format!("10.{net}.{subnet}.2/24"), "dev", &peer]);
         ip(&["-n", &n.name, "link", "set", &peer, "up"]);
         ip(&["-n", &n.name, "link", "set", "lo", "up"]);
         n
@@ -60,6 +61,23 @@ fn metrics(addr: &str) -> String {
     out
 }
 
+fn metrics_addr(sensor: &Sensor) -> String {
+    let log = sensor.stderr();
+    log.split("metrics at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("metrics address logged")
+        .to_string()
+}
+
+fn wait_until_served(url: &str) {
+    let start = Instant::now();
+    while !Command::new("curl").args(["-sf", "-o", "/dev/null", "--max-time", "2", url]).status().unwrap().success() {
+        assert!(start.elapsed() < Duration::from_secs(20), "{url} did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn series(text: &str, name: &str, client: &str, server: &str) -> Option<f64> {
     let prefix = format!("{name}{{client=\"{client}\",server=\"{server}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse().ok())
@@ -76,7 +94,7 @@ fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
     let log = sensor.stderr();
     let metrics_addr = log.split("metrics at http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
     let subnet = (unique() % 200) as u8 + 20;
-    let ns = Netns::new(subnet);
+    let ns = Netns::new(231, subnet);
     let server_ip = format!("10.231.{subnet}.2");
 
     // an HTTP server inside the namespace
@@ -176,6 +194,88 @@ fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("is `sensor run` running?"));
     drop(server);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_reverse_proxy_shows_as_two_edges() {
+    let sensor = Sensor::start(
+        "[metrics]\naddr = \"127.0.0.1:0\"\n[topology]\njoin_window_ms = 500\n[pipeline]\nstats_interval_secs = 0\n",
+        &["--no-policy"],
+    );
+    let addr = metrics_addr(&sensor);
+    let subnet = (unique() % 200) as u8 + 20;
+    let ns = Netns::new(232, subnet);
+    let (host_ip, proxy_ip) = (format!("10.232.{subnet}.1"), format!("10.232.{subnet}.2"));
+    let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-proxy");
+
+    // the backend on the host end of the veth, nginx in the namespace in front of it
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "backend page\n").unwrap();
+    let backend = Killed(
+        Command::new("python3")
+            .args(["-m", "http.server", "--bind", &host_ip, "9000"])
+            .current_dir(&site)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_served(&format!("http://{host_ip}:9000/"));
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{ access_log off; client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; fastcgi_temp_path {d}/t3;\n\
+           uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
+           server {{ listen {proxy_ip}:8080; location / {{ proxy_pass http://{host_ip}:9000; }} }} }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let proxy = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "nginx", "-p", dir.to_str().unwrap(), "-c"])
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://{proxy_ip}:8080/index.html");
+    wait_until_served(&url);
+    let listen = sensor.wait_for("the backend's listen", |e| {
+        s(e, &["type"]) == "listen" && s(e, &["net", "saddr"]) == host_ip && u(e, &["net", "sport"]) == 9000
+    });
+    let backend_node = format!("{}:9000", s(&listen, &["process", "exe"]).rsplit('/').next().unwrap());
+
+    let client = dir.join(format!("proxy-client-{}", unique() % 100_000));
+    std::fs::copy("/usr/bin/curl", &client).unwrap();
+    let client_node = client.file_name().unwrap().to_str().unwrap().to_string();
+    for _ in 0..4 {
+        let out = Command::new(&client).args(["-sf", &url]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "backend page\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = metrics(&addr);
+        let front = series(&text, "sensor_topology_connections_total", &client_node, "nginx:8080");
+        // the warm-up request also went through the proxy: 5 upstream connections
+        let back = series(&text, "sensor_topology_connections_total", "nginx:8080", &backend_node);
+        if front == Some(4.0) && back == Some(5.0) {
+            // no blurred edge from the client straight to the backend
+            assert_eq!(series(&text, "sensor_topology_connections_total", &client_node, &backend_node), None);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "want {client_node} -> nginx:8080 = 4 and nginx:8080 -> {backend_node} = 5, got {front:?} and {back:?}:\n{}",
+            text.lines().filter(|l| l.starts_with("sensor_topology_connections_total")).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(proxy);
+    drop(backend);
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);
 }
