@@ -518,7 +518,9 @@ fn dispatch_module(
                 .iter()
                 .map(|&i| format!("data.{}.alert", rules[i as usize].0.package.trim_start_matches("data.")))
                 .collect();
-            module.push_str(&format!("g{k} := [{}]\n", sets.join(", ")));
+            // One set per line: regorus rejects source lines over 1024 columns, which a
+            // group of ~20 rules exceeds on one line.
+            module.push_str(&format!("g{k} := [\n  {}\n]\n", sets.join(",\n  ")));
             entries.push(format!("data.{DISPATCH_PACKAGE}.g{k}"));
             (entries.len() - 1) as u32
         });
