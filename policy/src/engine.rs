@@ -475,9 +475,10 @@ mod tests {
             ..PolicyConfig::default()
         };
         let set = Arc::new(PolicySet::load(&cfg, &[]).unwrap_or_else(|e| panic!("{e}")));
-        // Every rule here has a filter (the defaults all start with `input.type == ...`).
+        // Every rule here has a filter: the defaults start with `input.type == ...` and
+        // a path, flag or field test the engine can check before the VM.
         let open = set.group("open");
-        assert_eq!(open.rules.len(), 5);
+        assert_eq!(open.rules.len(), 4 + 19, "4 rules above and the 19 default open rules");
         assert!(open.filters.iter().all(Option::is_some), "{:?}", open.filters);
         let mut with = PolicyEngine::new(set.clone());
         let mut without = PolicyEngine::new(set);

@@ -2,9 +2,12 @@ package sensor.rules.exec_from_writable_dir
 
 import rego.v1
 
+import data.sensor.lib.process
+
 metadata := {
 	"title": "Program executed from a world-writable directory",
-	"severity": "high",
+	"description": "Record of every exec from /tmp, /var/tmp, /dev/shm or /run/user; builds do this all day, so it is low and the exec_from_* rules escalate the suspicious cases.",
+	"severity": "low",
 	"events": ["exec"],
 	"mitre": ["T1204.002"],
 }

@@ -2,6 +2,7 @@ package sensor.rules.shell_network_connect
 
 import rego.v1
 
+import data.sensor.lib.net as netlib
 import data.sensor.lib.process
 
 metadata := {
@@ -15,8 +16,9 @@ metadata := {
 alert contains {"message": msg, "daddr": input.net.daddr, "dport": input.net.dport} if {
 	input.type == "connect"
 	input.net.direction == "outbound"
+	netlib.ip_outbound
 	process.is_shell
-	not loopback(input.net.daddr)
+	not netlib.local_addr(input.net.daddr)
 	msg := sprintf("%s (pid %d) connected to %s:%d", [
 		input.process.exe,
 		input.process.pid,
@@ -24,7 +26,3 @@ alert contains {"message": msg, "daddr": input.net.daddr, "dport": input.net.dpo
 		input.net.dport,
 	])
 }
-
-loopback(addr) if startswith(addr, "127.")
-
-loopback(addr) if addr == "::1"

@@ -1,0 +1,37 @@
+package sensor.rules.reverse_shell_tool
+
+import rego.v1
+
+import data.sensor.lib.process
+
+metadata := {
+	"title": "Netcat or socat wiring a program to the network",
+	"description": "nc -e / ncat --sh-exec / socat exec: hand a socket to a shell: a bind or reverse shell.",
+	"severity": "critical",
+	"events": ["exec"],
+	"mitre": ["T1059.004", "T1095"],
+}
+
+alert contains {"message": msg} if {
+	input.type == "exec"
+	process.named(data.sensor.lists.netcat_names)
+	some arg in process.argv_tail
+	netcat_exec_option(arg)
+	msg := sprintf("reverse/bind shell: %s", [process.cmdline])
+}
+
+alert contains {"message": msg} if {
+	input.type == "exec"
+	process.named({"socat"})
+	some arg in process.argv_tail
+	regex.match(`(^|[,!])(exec|system):`, lower(arg))
+	msg := sprintf("reverse/bind shell: %s", [process.cmdline])
+}
+
+netcat_exec_option(arg) if regex.match(`^--(exec|sh-exec|lua-exec)(=|$)`, arg)
+
+# -e / -c, alone or ending a cluster of short options (-nve, -lvpc).
+netcat_exec_option(arg) if regex.match(`^-[a-zA-Z0-9]*[ec]$`, arg)
+
+# -e/bin/sh
+netcat_exec_option(arg) if regex.match(`^-[a-zA-Z0-9]*e/`, arg)
