@@ -12,7 +12,7 @@ fn proc(pid: u32, exe: &str) -> Proc<'_> {
 
 /// `n` connections between `services` client/server pairs; returns the time per connection.
 fn round(n: u32, services: u32) -> Duration {
-    let mut g = Graph::new(&TopologyConfig::default());
+    let mut g = Graph::new(&TopologyConfig { max_edges: 10_000, ..TopologyConfig::default() });
     let exes: Vec<String> = (0..services * 2).map(|i| format!("/usr/bin/svc{i}")).collect();
     let t0 = Instant::now();
     let now = Instant::now();
@@ -54,7 +54,7 @@ fn main() {
     println!("{:<44} {:>12}", "case", "value");
     // memory at the cap (first, before other rounds grow the heap): 10k edges, 100k connections through them
     let before = rss_kib();
-    let mut g = Graph::new(&TopologyConfig::default());
+    let mut g = Graph::new(&TopologyConfig { max_edges: 10_000, ..TopologyConfig::default() });
     let now = Instant::now();
     for i in 0..100_000u32 {
         let e = i % 10_000;

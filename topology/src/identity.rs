@@ -32,7 +32,7 @@ pub struct TopologyConfig {
 
 impl Default for TopologyConfig {
     fn default() -> Self {
-        TopologyConfig { enabled: true, max_edges: 10_000, join_window_ms: 2_000, names: Vec::new() }
+        TopologyConfig { enabled: true, max_edges: 2_000, join_window_ms: 2_000, names: Vec::new() }
     }
 }
 
