@@ -56,6 +56,9 @@ pub fn unique() -> u64 {
 }
 
 struct EventLog {
+    /// Lines that fail this cheap test are skipped unparsed (a whole-machine
+    /// sensor writes far more than a test needs to keep in memory).
+    keep_line: Option<fn(&str) -> bool>,
     reader: Option<BufReader<std::fs::File>>,
     offset: u64,
     partial: String,
@@ -81,6 +84,12 @@ impl Sensor {
 impl Sensor {
     /// Starts `sensor run` with the given config text and waits for `sensor ready`.
     pub fn start(config: &str, extra_args: &[&str]) -> Sensor {
+        Self::start_keeping(config, extra_args, None)
+    }
+
+    /// Like `start`, but only lines passing `keep_line` are parsed and kept
+    /// (see `shared_with_default_rules`); `scan_file` still sees every line.
+    pub fn start_keeping(config: &str, extra_args: &[&str], keep_line: Option<fn(&str) -> bool>) -> Sensor {
         require_root();
         let dir = std::env::temp_dir().join(format!("sensor-run-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -111,7 +120,13 @@ impl Sensor {
             dir,
             events_path,
             stderr_path,
-            log: Mutex::new(EventLog { reader: None, offset: 0, partial: String::new(), events: Vec::new() }),
+            log: Mutex::new(EventLog {
+                keep_line,
+                reader: None,
+                offset: 0,
+                partial: String::new(),
+                events: Vec::new(),
+            }),
         };
         s.wait_ready(Duration::from_secs(120));
         s
@@ -173,6 +188,9 @@ impl Sensor {
                 log.partial = full;
                 continue;
             }
+            if log.keep_line.is_some_and(|keep| !keep(&full)) {
+                continue;
+            }
             let v: Value = serde_json::from_str(full.trim_end())
                 .unwrap_or_else(|e| panic!("sensor wrote invalid JSON ({e}): {full}"));
             log.events.push(v);
@@ -217,7 +235,8 @@ impl Sensor {
 
 impl Drop for Sensor {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.lock().unwrap().take() {
+        // a panic while the lock was held (wait_ready) must not turn into an abort here
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -270,4 +289,160 @@ pub fn get<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
 
 pub fn u(v: &Value, path: &[&str]) -> u64 {
     get(v, path).as_u64().unwrap_or(u64::MAX)
+}
+
+pub mod rules;
+
+/// How long a rule test waits for its alert: the rules sensor sees the whole
+/// machine (and whatever else is building or testing on it).
+pub const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Sensor {
+    /// Every record in the events file (not only the kept ones) that matches,
+    /// at most `max`. Reads the whole file: for failure reports.
+    pub fn scan_file(&self, max: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let Ok(f) = std::fs::File::open(&self.events_path) else { return Vec::new() };
+        let mut out = Vec::new();
+        for line in BufReader::new(f).lines() {
+            let Ok(line) = line else { break };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            if pred(&v) {
+                out.push(v);
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for an alert of rule `rule` whose triggering event matches
+    /// `event_pred`; on timeout panics with the matching events and the rules
+    /// that did fire on them, so a failure says whether the event or the rule
+    /// is missing.
+    pub fn wait_for_alert(&self, rule: &str, event_pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_alert_where(rule, |a| s(a, &["rule"]) == rule, event_pred)
+    }
+
+    /// `wait_for_alert` with any test on the alert record (`what` names it in
+    /// the failure message).
+    pub fn wait_for_alert_where(
+        &self,
+        what: &str,
+        alert_pred: impl Fn(&Value) -> bool,
+        event_pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let rule = what;
+        let is_it = |e: &Value| s(e, &["type"]) == "alert" && alert_pred(e) && event_pred(&e["event"]);
+        let start = Instant::now();
+        loop {
+            if let Some(a) = self.matching(is_it).into_iter().next() {
+                return a;
+            }
+            if start.elapsed() > ALERT_TIMEOUT {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let events = self.scan_file(6, |e| s(e, &["type"]) != "alert" && event_pred(e));
+        let others: Vec<String> = self
+            .matching(|e| s(e, &["type"]) == "alert" && event_pred(&e["event"]))
+            .iter()
+            .map(|a| format!("{} ({}): {}", s(a, &["rule"]), s(a, &["severity"]), s(a, &["message"])))
+            .collect();
+        let shown: Vec<String> = events.iter().map(|e| truncate(&e.to_string(), 1500)).collect();
+        panic!(
+            "no `{rule}` alert after {ALERT_TIMEOUT:?}.\nalerts of other rules on matching events: {others:#?}\n\
+             matching events ({} shown; none means the sensor did not report the behaviour):\n{}\n\
+             sensor stderr naming {rule}:\n{}\nsensor stderr (tail):\n{}",
+            shown.len(),
+            shown.join("\n"),
+            self.stderr().lines().filter(|l| l.contains(rule)).take(5).collect::<Vec<_>>().join("\n"),
+            tail(&self.stderr(), 2000)
+        );
+    }
+
+    /// Asserts that no alert of rule `rule` was raised on an event matching
+    /// `event_pred`, after waiting `wait` (`Duration::ZERO` once a later event
+    /// of the same test has been seen: the pipeline keeps kernel order).
+    pub fn no_alert(&self, rule: &str, wait: Duration, event_pred: impl Fn(&Value) -> bool) {
+        std::thread::sleep(wait);
+        let got = self.matching(|e| s(e, &["type"]) == "alert" && s(e, &["rule"]) == rule && event_pred(&e["event"]));
+        assert!(got.is_empty(), "near-miss raised `{rule}`: {:#?}", got);
+    }
+}
+
+fn truncate(t: &str, n: usize) -> String {
+    if t.len() <= n {
+        return t.to_string();
+    }
+    let mut end = n;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &t[..end])
+}
+
+fn tail(t: &str, n: usize) -> &str {
+    let mut start = t.len().saturating_sub(n);
+    while !t.is_char_boundary(start) {
+        start += 1;
+    }
+    &t[start..]
+}
+
+/// The sensor for the default-rule tests: embedded default rules, default
+/// file filters (file events everywhere, as a user gets them), audit on.
+/// Only alert records are kept in memory.
+///
+/// `SENSOR_E2E_RULES_DIR=DIR` (development aid, unset in CI) runs the rules
+/// of DIR instead of the embedded ones, so rule edits need no rebuild.
+pub fn shared_with_default_rules() -> &'static Sensor {
+    static SHARED: OnceLock<Sensor> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        // The per-rule evaluation budget (default 10 ms of wall clock) is
+        // raised: the tests run a debug build on a loaded machine, where some
+        // rules overrun it and are skipped for that event (a WARN in stderr),
+        // which would make these tests flaky for a reason unrelated to them.
+        let mut config = String::from("[pipeline]\nstats_interval_secs = 0\n[policy]\neval_timeout_us = 250000\n");
+        let mut args: Vec<String> = Vec::new();
+        if let Ok(dir) = std::env::var("SENSOR_E2E_RULES_DIR") {
+            config.push_str("default_rules = false\n");
+            args.push("--rules".into());
+            args.push(dir);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        // PDEATHSIG fires when the spawning thread exits (see `shared`)
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let s = std::panic::catch_unwind(|| {
+                Sensor::start_keeping(&config, &args, Some(|l: &str| l.contains("\"type\":\"alert\"")))
+            });
+            tx.send(s).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        match rx.recv().unwrap() {
+            Ok(s) => {
+                // a whole-machine sensor writes hundreds of MB: remove its
+                // directory when the test process exits (SENSOR_E2E_KEEP=1 keeps it)
+                let _ = RULES_SENSOR_DIR.set(s.dir.clone());
+                // SAFETY: registers a plain extern "C" fn with no captured state.
+                unsafe { libc::atexit(remove_rules_sensor_dir) };
+                s
+            }
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    })
+}
+
+static RULES_SENSOR_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_rules_sensor_dir() {
+    if std::env::var_os("SENSOR_E2E_KEEP").is_none()
+        && let Some(d) = RULES_SENSOR_DIR.get()
+    {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
