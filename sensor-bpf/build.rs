@@ -111,7 +111,7 @@ fn main() {
 fn measure_layout(manifest: &Path, out: &Path) {
     let structs: &[(&str, &[&str])] = &[
         ("event_header", &["ts_ns", "cgroup_id", "start_time", "type", "pid", "tid", "ppid", "uid", "gid", "comm"]),
-        ("exec_event", &["euid", "egid", "args_len", "argc", "exe_len", "cwd_len", "filename_len", "flags", "data"]),
+        ("exec_event", &["euid", "egid", "args_len", "argc", "exe_len", "cwd_len", "filename_len", "flags", "exe_ctime_ns", "data"]),
         ("fork_event", &["child_pid", "child_tid", "child_start_time"]),
         ("exit_event", &["exit_code"]),
         (

@@ -2,6 +2,36 @@
 /* Process life cycle: exec, fork (new thread groups only), exit (leaders only). */
 #include "common.bpf.h"
 
+/* The inode's change time moved between kernels: i_ctime (< 6.6),
+ * __i_ctime (6.6-6.10), i_ctime_sec/i_ctime_nsec (6.11+). */
+struct inode___ctime_pre611 {
+	struct timespec64 __i_ctime;
+};
+struct inode___ctime_pre66 {
+	struct timespec64 i_ctime;
+};
+
+static __always_inline __u64 inode_ctime_ns(const struct inode *inode)
+{
+	__s64 sec = 0;
+	__s64 nsec = 0;
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		sec = BPF_CORE_READ(inode, i_ctime_sec);
+		nsec = BPF_CORE_READ(inode, i_ctime_nsec);
+	} else if (bpf_core_field_exists(((struct inode___ctime_pre611 *)inode)->__i_ctime)) {
+		const struct inode___ctime_pre611 *i = (const void *)inode;
+		sec = BPF_CORE_READ(i, __i_ctime.tv_sec);
+		nsec = BPF_CORE_READ(i, __i_ctime.tv_nsec);
+	} else if (bpf_core_field_exists(((struct inode___ctime_pre66 *)inode)->i_ctime)) {
+		const struct inode___ctime_pre66 *i = (const void *)inode;
+		sec = BPF_CORE_READ(i, i_ctime.tv_sec);
+		nsec = BPF_CORE_READ(i, i_ctime.tv_nsec);
+	}
+	if (sec <= 0)
+		return 0;
+	return (__u64)sec * 1000000000ULL + (__u64)nsec;
+}
+
 static __always_inline __u16 clamp_u16(__u32 v)
 {
 	return v > 0xffff ? 0xffff : v;
@@ -43,6 +73,8 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	/* the executable, canonical: walked from the file being executed */
 	bool trunc = false;
 	struct file *file = BPF_CORE_READ(bprm, file);
+	/* read now: a short-lived dropper is gone before user space could stat it */
+	ev->exe_ctime_ns = inode_ctime_ns(BPF_CORE_READ(file, f_inode));
 	__u32 n = write_path(s, off, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			     &trunc);
 	if (trunc)

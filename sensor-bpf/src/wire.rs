@@ -138,6 +138,8 @@ pub struct ExecEvent {
     pub cwd_len: u16,
     pub filename_len: u16,
     pub flags: u16,
+    /// The executable's inode change time, ns since the epoch (0: unknown).
+    pub exe_ctime_ns: u64,
 }
 
 #[repr(C)]

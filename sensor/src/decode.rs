@@ -63,6 +63,9 @@ pub struct Exec {
     pub exe_truncated: bool,
     pub cwd: String,
     pub filename: String,
+    /// The executable's inode change time (ns since the epoch), read by the
+    /// kernel at exec; 0 when unknown.
+    pub exe_ctime_ns: u64,
     /// Filled by enrichment: the executable's inode changed after the parent
     /// process started (a binary dropped and run by an already-running tree).
     /// None when either time could not be read.
@@ -175,6 +178,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, WireError> {
                     exe_truncated: e.flags & wire::EXEC_EXE_TRUNCATED != 0,
                     cwd: lossy(cwd),
                     filename: lossy(filename),
+                    exe_ctime_ns: e.exe_ctime_ns,
                     written_after_parent_start: None,
                 }),
             });

@@ -155,10 +155,21 @@ static long walk_step(__u32 i, void *data)
 	const struct mount *mnt = c->mnt;
 	const struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	const struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	__u32 depth = c->depth;
 	if (dentry == mnt_root || dentry == parent) {
 		const struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-		if (mnt_parent == mnt || dentry != mnt_root) {
-			/* the global root, or a dentry no longer reachable (lazy unmount) */
+		if (dentry != mnt_root) {
+			/* a disconnected dentry (a memfd, an anonymous file): its own
+			 * name ("memfd:NAME") is the whole path, as the kernel shows it */
+			if (depth < PATH_DEPTH_MAX) {
+				s->dentries[depth & (PATH_DEPTH_MAX - 1)] = dentry;
+				c->depth = depth + 1;
+			}
+			c->complete = 1;
+			return 1;
+		}
+		if (mnt_parent == mnt) {
+			/* the global root */
 			c->complete = 1;
 			return 1;
 		}
@@ -167,7 +178,6 @@ static long walk_step(__u32 i, void *data)
 		c->vfsmnt = (const void *)mnt_parent + bpf_core_field_offset(struct mount, mnt);
 		return 0;
 	}
-	__u32 depth = c->depth;
 	if (depth >= PATH_DEPTH_MAX)
 		return 1;
 	s->dentries[depth & (PATH_DEPTH_MAX - 1)] = dentry;

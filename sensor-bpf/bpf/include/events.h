@@ -79,6 +79,7 @@ struct exec_event {
 	unsigned short cwd_len;
 	unsigned short filename_len;
 	unsigned short flags;
+	unsigned long long exe_ctime_ns; /* the executable's inode change time, ns since the epoch (0: unknown) */
 	char data[];
 };
 

@@ -50,9 +50,10 @@ impl Enricher {
     /// changed) after its parent started: the shape of a dropped binary run
     /// by a running service or container, as opposed to one installed
     /// before the tree started.
-    fn written_after_parent_start(&self, hdr: &crate::decode::Header) -> Option<bool> {
+    fn written_after_parent_start(&self, hdr: &crate::decode::Header, kernel_ctime_ns: u64) -> Option<bool> {
         let parent_start = self.table.start_time_boot_ns(hdr.ppid)?;
-        let ctime = self.table.exe_ctime_ns(hdr.pid)?;
+        // the kernel's reading, taken at exec; /proc only if the kernel could not
+        let ctime = if kernel_ctime_ns > 0 { kernel_ctime_ns } else { self.table.exe_ctime_ns(hdr.pid)? };
         Some(ctime > self.clock.wall_ns(parent_start))
     }
 
@@ -64,7 +65,7 @@ impl Enricher {
     pub fn enrich(&mut self, mut rec: Record) -> Event {
         let kind = sensor_bpf::wire::event_kind(rec.hdr.ty);
         if let Body::Exec(x) = &mut rec.body {
-            x.written_after_parent_start = self.written_after_parent_start(&rec.hdr);
+            x.written_after_parent_start = self.written_after_parent_start(&rec.hdr, x.exe_ctime_ns);
         }
         let process = match &rec.body {
             Body::Exec(x) => self.table.on_exec(&rec.hdr, x),
