@@ -471,6 +471,7 @@ mod tests {
             cwd_len: 6,
             filename_len: 4,
             flags: EXEC_ARGS_TRUNCATED,
+            exe_ctime_ns: 1_764_000_000_000_000_000,
         };
         let mut b = bytes(&e);
         b.extend_from_slice(args);
@@ -486,6 +487,7 @@ mod tests {
         assert_eq!(x.exe, "/usr/bin/ls");
         assert_eq!(x.cwd, "/root");
         assert_eq!(x.filename, "/ls");
+        assert_eq!(x.exe_ctime_ns, 1_764_000_000_000_000_000);
     }
 
     #[test]
