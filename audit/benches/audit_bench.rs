@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use audit::{AuditConfig, AuditReader, AuditStore, ByteSize, HumanDuration, QueryFilter, Severity};
+use audit::{AuditConfig, AuditReader, AuditStore, ByteSize, HumanDuration, QueryFilter, ReadOpens, Severity};
 use serde_json::{Value, json};
 
 const NEEDLES: u64 = 100;
@@ -129,6 +129,8 @@ fn main() {
             max_age: HumanDuration(Duration::ZERO),
             max_bytes: ByteSize(0),
             skip_path_prefixes: vec![],
+            // The bench's opens are read-only: keep them all (the default keeps only sensitive ones).
+            read_opens: ReadOpens::All,
             checkpoint_every: 1_000_000,
             batch_rows: std::env::var("AUDIT_BENCH_BATCH")
                 .ok()
