@@ -9,12 +9,16 @@ use serde_json::Value;
 
 use crate::config::{DEFAULT_DB_PATH, valid_type_name};
 use crate::ocsf::to_ocsf;
-use crate::reader::{AuditReader, DbStats, QueryFilter, StoredRecord};
+use crate::reader::{AuditReader, DbStats, HeadAnchor, QueryFilter, StoredRecord, VerifyOptions};
 use crate::record::{KIND_ALERT, KIND_MARKER, Severity};
 use crate::time::{format_rfc3339_ns, format_short, now_ns, parse_time_spec};
 
-/// Exit code of `verify` when the chain is broken (errors such as a missing database exit 1).
+/// Exit code of `verify` when the chain is broken or the key does not fit
+/// (errors such as a missing database or key file exit 1).
 pub const EXIT_TAMPERED: i32 = 2;
+/// Exit code of `verify` on a keyed trail checked without its key: the
+/// structure is intact but the hashes could not be checked.
+pub const EXIT_UNVERIFIED: i32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -160,12 +164,29 @@ pub enum AuditCommand {
         format: StatsFormat,
     },
     /// Check the hash chain; exits 2 naming the first modified, deleted, inserted or reordered record.
+    ///
+    /// Exit codes: 0 verified, 2 tampered (or the key does not fit), 3 keyed
+    /// trail checked without its key (structure only), 1 error. Prints the
+    /// chain head as SEQ:HEX: keep it elsewhere and pass it to --expect-head later.
     Verify {
         #[command(flatten)]
         db: DbArg,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Key of a keyed trail (the audit.key_file it was written with).
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+        /// A head printed by an earlier verify (SEQ:HEX) that must still be in
+        /// the chain unchanged: detects truncation followed by a rewrite.
+        #[arg(long, value_name = "SEQ:HEX")]
+        expect_head: Option<HeadAnchor>,
+    },
+    /// Write a new random HMAC key (32 bytes, mode 0600) for audit.key_file; never overwrites.
+    Keygen {
+        /// Where to write the key.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
     },
     /// Export records for SIEM import (JSON lines or OCSF JSON lines).
     Export {
@@ -261,22 +282,59 @@ pub fn run_cli_with(cmd: AuditCommand, out: &mut dyn Write, stop: &dyn Fn() -> b
             }
             Ok(0)
         }
-        AuditCommand::Verify { db, json } => {
+        AuditCommand::Verify { db, json, key_file, expect_head } => {
             let r = AuditReader::open(&db.db)?;
-            let rep = r.verify()?;
+            let rep = r.verify_with(&VerifyOptions { key_file, expect_head })?;
+            let keyed = match &rep.key_id {
+                Some(id) if rep.chain == "hmac-sha256" => format!("keyed chain (HMAC-SHA256, key id {id})"),
+                _ => "unkeyed chain (SHA-256)".to_string(),
+            };
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&rep)?)?;
             } else if let Some(p) = &rep.problem {
                 writeln!(out, "FAILED: {}: {p}", db.db.display())?;
-                writeln!(out, "{} records verified before the problem", rep.records)?;
+                writeln!(out, "{} records verified before the problem; {keyed}", rep.records)?;
+            } else if !rep.hashes_checked {
+                writeln!(
+                    out,
+                    "UNVERIFIED: {} is a {keyed}; without --key-file only its structure was checked \
+                     (sequence, checkpoint links, head): {} records (seq {}..{}), {} checkpoints",
+                    db.db.display(),
+                    rep.records,
+                    rep.first_seq,
+                    rep.last_seq,
+                    rep.checkpoints
+                )?;
+                writeln!(out, "head {}", rep.head())?;
             } else {
                 writeln!(
                     out,
-                    "OK: {} records (seq {}..{}), {} checkpoints, head {}",
-                    rep.records, rep.first_seq, rep.last_seq, rep.checkpoints, rep.head_hash
+                    "OK: {} records (seq {}..{}), {} checkpoints, {keyed}",
+                    rep.records, rep.first_seq, rep.last_seq, rep.checkpoints
                 )?;
+                if let Some(a) = &rep.anchor_checked {
+                    writeln!(out, "expected head {a} is in the chain")?;
+                }
+                writeln!(out, "head {}", rep.head())?;
             }
-            Ok(if rep.ok() { 0 } else { EXIT_TAMPERED })
+            Ok(if !rep.ok() {
+                EXIT_TAMPERED
+            } else if !rep.hashes_checked {
+                EXIT_UNVERIFIED
+            } else {
+                0
+            })
+        }
+        AuditCommand::Keygen { path } => {
+            let id = crate::keys::generate_key(&path)?;
+            writeln!(
+                out,
+                "wrote a {}-byte key to {} (mode 0600, key id {id}); set [audit] key_file to it and keep a copy \
+                 off this host: verification needs it",
+                crate::keys::KEY_LEN,
+                path.display()
+            )?;
+            Ok(0)
         }
         AuditCommand::Export { db, filter, format, output } => {
             let f = filter.to_filter(now)?;

@@ -106,6 +106,14 @@ pub struct AuditConfig {
     pub retention_interval: HumanDuration,
     /// Write a chain checkpoint every this many records (also on prune and shutdown).
     pub checkpoint_every: u64,
+    /// HMAC key (16..=1024 raw bytes, mode 0600; `sensor audit keygen PATH` makes one).
+    /// When set, record and checkpoint hashes are HMAC-SHA256 under this key, so
+    /// only its holder can recompute a rewritten chain. Fixed when a trail is
+    /// created: a keyed trail cannot be reopened without its key, nor an
+    /// unkeyed, non-empty one with a key.
+    pub key_file: Option<PathBuf>,
+    /// Records per index segment (tuning; only used when a database is created).
+    pub index_segment_rows: u64,
 }
 
 impl Default for AuditConfig {
@@ -153,6 +161,8 @@ impl Default for AuditConfig {
             degraded_retry: HumanDuration(Duration::from_secs(1)),
             retention_interval: HumanDuration(Duration::from_secs(10)),
             checkpoint_every: 100_000,
+            key_file: None,
+            index_segment_rows: crate::index::DEFAULT_SEG_ROWS,
         }
     }
 }
@@ -184,6 +194,12 @@ impl AuditConfig {
         }
         if self.checkpoint_every == 0 {
             errs.push("checkpoint_every must be > 0".into());
+        }
+        if !(16..=1 << 22).contains(&self.index_segment_rows) {
+            errs.push(format!("index_segment_rows must be 16..=4194304 (got {})", self.index_segment_rows));
+        }
+        if self.key_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            errs.push("key_file must not be empty (remove it for an unkeyed chain)".into());
         }
         if self.max_bytes.0 != 0 && self.max_bytes.0 < 1 << 20 {
             errs.push(format!("max_bytes must be 0 (no limit) or at least 1MiB (got {})", self.max_bytes.0));

@@ -41,6 +41,9 @@ pub enum AuditError {
     Parse { what: &'static str, value: String, reason: String },
     #[error("audit store is degraded, records are buffered in memory: {0}")]
     Degraded(String),
+    /// Key file problems and key/chain mismatches. Never contains key bytes.
+    #[error("audit key: {0}")]
+    Key(String),
     #[error("audit writer thread is not running")]
     WriterGone,
 }

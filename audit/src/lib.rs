@@ -8,6 +8,8 @@
 mod cli;
 mod config;
 mod error;
+mod index;
+mod keys;
 mod ocsf;
 mod reader;
 mod record;
@@ -16,12 +18,16 @@ mod store;
 pub mod time;
 
 pub use cli::{
-    AuditCommand, DbArg, EXIT_TAMPERED, ExportFormat, FilterArgs, OutputFormat, StatsFormat, run_cli, run_cli_with,
+    AuditCommand, DbArg, EXIT_TAMPERED, EXIT_UNVERIFIED, ExportFormat, FilterArgs, OutputFormat, StatsFormat, run_cli,
+    run_cli_with,
 };
 pub use config::{AuditConfig, ByteSize, DEFAULT_DB_PATH, HumanDuration, ReadOpens};
 pub use error::AuditError;
+pub use keys::{KEY_LEN, generate_key};
 pub use ocsf::{OCSF_VERSION, to_ocsf};
-pub use reader::{AuditReader, DbStats, Problem, ProblemKind, QueryFilter, StoredRecord, VerifyReport};
+pub use reader::{
+    AuditReader, DbStats, HeadAnchor, Problem, ProblemKind, QueryFilter, StoredRecord, VerifyOptions, VerifyReport,
+};
 pub use record::{KIND_ALERT, KIND_EVENT, KIND_MARKER, Severity};
 pub use schema::SCHEMA_VERSION;
 pub use store::{AuditStats, AuditStore, HealthCallback, HealthEvent};

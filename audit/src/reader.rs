@@ -8,8 +8,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
 use crate::AuditError;
 use crate::error::sql_err;
-use crate::record::{Field, HASHED_COLUMNS, Hash, N_HASHED, Severity, ZERO_HASH, chain_hash, checkpoint_hash};
-use crate::schema::open_reader;
+use crate::index::{ZONE_ROWS, col, decode_offsets, decode_zones};
+use crate::record::{
+    CHAIN_HMAC, CHAIN_SHA256, ChainHasher, Field, HASHED_COLUMNS, Hash, N_HASHED, Severity, ZERO_HASH,
+};
+use crate::schema::{meta_get, open_reader};
 use crate::store::checkpoint_fields;
 
 /// Filters for `query`, `tail` and `export`. All set filters must match (AND).
@@ -79,11 +82,33 @@ fn glob_escape(s: &str) -> String {
     o
 }
 
+/// A posting lookup derived from one filter.
+#[derive(Debug, Clone)]
+enum Term {
+    /// Any of these values.
+    Vals(Vec<SqlValue>),
+    /// Text values in [lo, lo + U+10FFFF) matching the GLOB `pat`; `lo` is the pattern's literal prefix.
+    Glob { lo: String, pat: String },
+}
+
+/// Conditions the rows must meet (re-checked on every candidate) plus the posting lookups.
+struct Plan {
+    conds: Vec<String>,
+    params: Vec<SqlValue>,
+    terms: Vec<(i64, Term)>,
+}
+
+/// The literal prefix of a GLOB pattern.
+fn glob_prefix(p: &str) -> &str {
+    &p[..p.find(['*', '?', '[']).unwrap_or(p.len())]
+}
+
 impl QueryFilter {
-    /// WHERE clause + parameters. Every string filter is bound, never spliced.
-    fn to_sql(&self) -> (String, Vec<SqlValue>) {
+    /// Conditions + parameters (every string filter is bound, never spliced) and posting terms.
+    fn plan(&self) -> Plan {
         let mut w: Vec<String> = Vec::new();
         let mut p: Vec<SqlValue> = Vec::new();
+        let mut terms: Vec<(i64, Term)> = Vec::new();
         let bind = |p: &mut Vec<SqlValue>, v: SqlValue| {
             p.push(v);
             format!("?{}", p.len())
@@ -97,43 +122,51 @@ impl QueryFilter {
             w.push(format!("ts_ns < {a}"));
         }
         if !self.types.is_empty() {
-            let names: Vec<String> = self.types.iter().map(|t| bind(&mut p, SqlValue::Text(t.clone()))).collect();
+            let vals: Vec<SqlValue> = self.types.iter().map(|t| SqlValue::Text(t.clone())).collect();
+            let names: Vec<String> = vals.iter().map(|v| bind(&mut p, v.clone())).collect();
             w.push(format!("type IN ({})", names.join(", ")));
+            terms.push((col::TYPE, Term::Vals(vals)));
         }
-        if let Some(v) = self.pid {
-            let a = bind(&mut p, SqlValue::Integer(v as i64));
-            w.push(format!("pid = {a}"));
-        }
-        if let Some(v) = self.uid {
-            let a = bind(&mut p, SqlValue::Integer(v as i64));
-            w.push(format!("uid = {a}"));
-        }
-        // "col IS NOT NULL" lets SQLite use the partial indexes with GLOB.
-        let text = |w: &mut Vec<String>, p: &mut Vec<SqlValue>, col: &str, v: &Option<String>, glob: bool| {
+        for (c, name, v) in [(col::PID, "pid", self.pid), (col::UID, "uid", self.uid)] {
             if let Some(v) = v {
-                let a = bind(p, SqlValue::Text(v.clone()));
-                let op = if glob && has_glob(v) { "GLOB" } else { "=" };
-                w.push(format!("{col} IS NOT NULL AND {col} {op} {a}"));
+                let a = bind(&mut p, SqlValue::Integer(v as i64));
+                w.push(format!("{name} = {a}"));
+                terms.push((c, Term::Vals(vec![SqlValue::Integer(v as i64)])));
             }
-        };
-        text(&mut w, &mut p, "exe", &self.exe, true);
-        text(&mut w, &mut p, "path", &self.path, true);
-        text(&mut w, &mut p, "daddr", &self.addr, true);
-        text(&mut w, &mut p, "rule", &self.rule, true);
+        }
+        for (c, name, v) in [
+            (col::EXE, "exe", &self.exe),
+            (col::PATH, "path", &self.path),
+            (col::DADDR, "daddr", &self.addr),
+            (col::RULE, "rule", &self.rule),
+        ] {
+            if let Some(v) = v {
+                let a = bind(&mut p, SqlValue::Text(v.clone()));
+                if has_glob(v) {
+                    w.push(format!("{name} GLOB {a}"));
+                    terms.push((c, Term::Glob { lo: glob_prefix(v).to_string(), pat: v.clone() }));
+                } else {
+                    w.push(format!("{name} = {a}"));
+                    terms.push((c, Term::Vals(vec![SqlValue::Text(v.clone())])));
+                }
+            }
+        }
         if let Some(c) = &self.container {
-            let a = bind(&mut p, SqlValue::Text(format!("{}*", glob_escape(c))));
-            w.push(format!("container IS NOT NULL AND container GLOB {a}"));
+            let pat = format!("{}*", glob_escape(c));
+            let a = bind(&mut p, SqlValue::Text(pat.clone()));
+            w.push(format!("container GLOB {a}"));
+            terms.push((col::CONTAINER, Term::Glob { lo: c.clone(), pat }));
         }
         if let Some(v) = self.port {
             let a = bind(&mut p, SqlValue::Integer(v as i64));
-            w.push(format!("dport IS NOT NULL AND dport = {a}"));
+            w.push(format!("dport = {a}"));
+            terms.push((col::DPORT, Term::Vals(vec![SqlValue::Integer(v as i64)])));
         }
         if let Some(s) = self.min_severity {
-            // An IN list of the (few) ranks lets SQLite use the index; a range
-            // made it prefer a full scan to avoid sorting.
-            let ranks: Vec<String> =
-                (s as i64..=Severity::Critical as i64).map(|r| bind(&mut p, SqlValue::Integer(r))).collect();
+            let vals: Vec<SqlValue> = (s as i64..=Severity::Critical as i64).map(SqlValue::Integer).collect();
+            let ranks: Vec<String> = vals.iter().map(|v| bind(&mut p, v.clone())).collect();
             w.push(format!("severity IN ({})", ranks.join(", ")));
+            terms.push((col::SEVERITY, Term::Vals(vals)));
         }
         if let Some(c) = &self.contains {
             let a = bind(&mut p, SqlValue::Text(c.clone()));
@@ -143,29 +176,55 @@ impl QueryFilter {
             let a = bind(&mut p, SqlValue::Integer(s as i64));
             w.push(format!("seq > {a}"));
         }
-        let clause = if w.is_empty() { String::new() } else { format!(" WHERE {}", w.join(" AND ")) };
-        (clause, p)
+        Plan { conds: w, params: p, terms }
     }
 
-    /// Only a time bound (no other indexed filter): walk the time index itself
-    /// so a narrow window does not scan the table and a wide one stops at LIMIT.
-    fn time_driven(&self) -> bool {
-        (self.since_ns.is_some() || self.until_ns.is_some())
-            && self.types.is_empty()
-            && self.pid.is_none()
-            && self.uid.is_none()
-            && self.exe.is_none()
-            && self.path.is_none()
-            && self.addr.is_none()
-            && self.rule.is_none()
-            && self.container.is_none()
-            && self.port.is_none()
-            && self.min_severity.is_none()
+    fn has_time(&self) -> bool {
+        self.since_ns.is_some() || self.until_ns.is_some()
     }
+
+    /// Does a [lo, hi] event-time range overlap the filter's window?
+    fn time_overlaps(&self, lo: i64, hi: i64) -> bool {
+        self.since_ns.is_none_or(|s| hi >= s) && self.until_ns.is_none_or(|u| lo < u)
+    }
+}
+
+/// One indexed segment as read from `segments`.
+struct SegInfo {
+    seg: i64,
+    first: i64,
+    last: i64,
+    min_ts: i64,
+    max_ts: i64,
+    zones: Vec<(i64, i64)>,
+}
+
+/// A piece of the search: candidate seqs from postings, or a seq range to scan.
+enum Unit {
+    Seqs(Vec<i64>),
+    Range(i64, i64),
 }
 
 const SELECT_COLS: &str =
     "SELECT seq, ts_ns, kind, type, pid, uid, exe, container, path, daddr, dport, rule, severity, json FROM records";
+
+/// Intersection of two ascending lists.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
 
 fn read_record(r: &Row<'_>) -> rusqlite::Result<StoredRecord> {
     Ok(StoredRecord {
@@ -215,6 +274,8 @@ pub enum ProblemKind {
     Reordered,
     Checkpoint,
     Head,
+    /// The key given does not fit the trail (wrong key, keyed/unkeyed mismatch).
+    Key,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -240,16 +301,65 @@ pub struct VerifyReport {
     pub first_seq: u64,
     pub last_seq: u64,
     pub checkpoints: u64,
-    /// Chain head hash (hex): record it elsewhere to anchor the chain externally.
+    /// Chain head position and hash (hex): record `head_seq:head_hash` elsewhere
+    /// and pass it back with `--expect-head` to detect truncation + rewrite.
+    pub head_seq: u64,
     pub head_hash: String,
+    /// "sha256" or "hmac-sha256".
+    pub chain: String,
+    /// Fingerprint of the key a keyed trail was written with.
+    pub key_id: Option<String>,
+    /// False for a keyed trail verified without its key: only the structure
+    /// (sequence, links between checkpoints, records and head) was checked.
+    pub hashes_checked: bool,
+    /// The `--expect-head` anchor that was confirmed, if one was given.
+    pub anchor_checked: Option<String>,
     /// The first problem found; None means the chain verified.
     pub problem: Option<Problem>,
 }
 
 impl VerifyReport {
+    /// No problem found (see `hashes_checked` for how thorough the check was).
     pub fn ok(&self) -> bool {
         self.problem.is_none()
     }
+
+    /// `SEQ:HEX` of the chain head, the form `--expect-head` takes.
+    pub fn head(&self) -> String {
+        format!("{}:{}", self.head_seq, self.head_hash)
+    }
+}
+
+/// A chain position and hash recorded earlier (`sensor audit verify` prints it as `SEQ:HEX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadAnchor {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+impl std::str::FromStr for HeadAnchor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("invalid head {s:?}: expected SEQ:HEX as printed by `sensor audit verify` (e.g. 1234:9f86d0...)")
+        };
+        let (seq, hex) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        let hash: [u8; 32] = hex::decode(hex).ok().and_then(|v| v.try_into().ok()).ok_or_else(bad)?;
+        if seq == 0 {
+            return Err(bad());
+        }
+        Ok(HeadAnchor { seq, hash })
+    }
+}
+
+/// What `verify` checks beyond the chain itself.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Key file of a keyed trail.
+    pub key_file: Option<PathBuf>,
+    /// A head recorded earlier that must still be in the chain.
+    pub expect_head: Option<HeadAnchor>,
 }
 
 /// How many rows after a broken link are examined to tell reordering and insertion from edits.
@@ -267,8 +377,8 @@ impl RawRow {
         f[0] = Field::Int(seq);
         f
     }
-    fn links(&self, prev: &Hash, at: i64) -> bool {
-        chain_hash(prev, &self.fields_at(at))[..] == self.hash[..]
+    fn links(&self, h: &ChainHasher, prev: &Hash, at: i64) -> bool {
+        h.chain(prev, &self.fields_at(at))[..] == self.hash[..]
     }
 }
 
@@ -293,56 +403,224 @@ impl AuditReader {
         sql_err(&self.path)
     }
 
-    /// The newest `limit` matching records, returned oldest first (0 = all, streamed via [`scan`](Self::scan) is better).
+    /// The newest `limit` matching records (0 = all), returned oldest first (chain order).
     pub fn query(&self, f: &QueryFilter, limit: usize) -> Result<Vec<StoredRecord>, AuditError> {
-        let (clause, params) = f.to_sql();
-        let order = if f.time_driven() { "ts_ns DESC, seq DESC" } else { "seq DESC" };
-        let lim = if limit == 0 { String::new() } else { format!(" LIMIT {limit}") };
-        let sql = format!("{SELECT_COLS}{clause} ORDER BY {order}{lim}");
-        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
-        let rows = stmt.query_map(params_from_iter(params), read_record).map_err(self.err())?;
         let mut out = Vec::new();
-        for r in rows {
-            out.push(r.map_err(self.err())?);
-        }
+        self.walk(f, true, |r| {
+            out.push(r);
+            Ok(limit == 0 || out.len() < limit)
+        })
+        .map_err(|e| match e.downcast::<AuditError>() {
+            Ok(a) => a,
+            Err(e) => AuditError::Corrupt { path: self.path.clone(), detail: e.to_string() },
+        })?;
         out.reverse();
         Ok(out)
     }
 
     /// Stream every matching record oldest first; `cb` returns false to stop.
     /// Memory stays bounded however many rows match.
-    pub fn scan(
-        &self,
-        f: &QueryFilter,
-        mut cb: impl FnMut(StoredRecord) -> anyhow::Result<bool>,
-    ) -> anyhow::Result<u64> {
-        let (clause, params) = f.to_sql();
-        let order = if f.time_driven() { "ts_ns, seq" } else { "seq" };
-        let sql = format!("{SELECT_COLS}{clause} ORDER BY {order}");
-        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
-        let mut rows = stmt.query(params_from_iter(params)).map_err(self.err())?;
-        let mut n = 0;
-        while let Some(r) = rows.next().map_err(self.err())? {
-            n += 1;
-            if !cb(read_record(r).map_err(self.err())?)? {
+    pub fn scan(&self, f: &QueryFilter, cb: impl FnMut(StoredRecord) -> anyhow::Result<bool>) -> anyhow::Result<u64> {
+        self.walk(f, false, cb)
+    }
+
+    /// How a filter is answered (used by tests and the benchmark).
+    pub fn explain(&self, f: &QueryFilter, _limit: usize) -> Result<String, AuditError> {
+        let plan = f.plan();
+        let segs = self.segments(false).map_err(self.err())?;
+        let tail = segs.last().map_or(0, |s| s.last + 1);
+        let cols: Vec<&str> = plan
+            .terms
+            .iter()
+            .map(|(c, _)| {
+                ["type", "pid", "uid", "exe", "container", "path", "daddr", "dport", "rule", "severity"][*c as usize]
+            })
+            .collect();
+        let how = if cols.is_empty() {
+            if f.has_time() { "seq ranges from time zones".to_string() } else { "seq ranges".to_string() }
+        } else {
+            format!("postings on {}", cols.join(" & "))
+        };
+        Ok(format!("{} indexed segments via {how}; scan of the tail from seq {tail}", segs.len()))
+    }
+
+    fn segments(&self, zones: bool) -> rusqlite::Result<Vec<SegInfo>> {
+        let sql = if zones {
+            "SELECT seg, first_seq, last_seq, min_ts, max_ts, zones FROM segments ORDER BY seg"
+        } else {
+            "SELECT seg, first_seq, last_seq, min_ts, max_ts, x'' FROM segments ORDER BY seg"
+        };
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map([], |r| {
+            Ok(SegInfo {
+                seg: r.get(0)?,
+                first: r.get(1)?,
+                last: r.get(2)?,
+                min_ts: r.get(3)?,
+                max_ts: r.get(4)?,
+                zones: decode_zones(&r.get::<_, Vec<u8>>(5)?),
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Positions (as seqs) in a segment matching every term.
+    fn candidates(&self, seg: &SegInfo, terms: &[(i64, Term)]) -> rusqlite::Result<Vec<i64>> {
+        let mut acc: Option<Vec<u32>> = None;
+        let mut offs = Vec::new();
+        for (c, t) in terms {
+            offs.clear();
+            let mut blobs =
+                |st: &mut rusqlite::CachedStatement<'_>, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<()> {
+                    let mut rows = st.query(p)?;
+                    while let Some(r) = rows.next()? {
+                        if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0)? {
+                            decode_offsets(b, &mut offs);
+                        }
+                    }
+                    Ok(())
+                };
+            let n_values = match t {
+                Term::Vals(vals) => {
+                    let mut st = self
+                        .conn
+                        .prepare_cached("SELECT seqs FROM postings WHERE seg = ?1 AND col = ?2 AND val = ?3")?;
+                    for v in vals {
+                        blobs(&mut st, &[&seg.seg, c, v])?;
+                    }
+                    vals.len()
+                }
+                Term::Glob { lo, pat } => {
+                    let mut st = self.conn.prepare_cached(
+                        "SELECT seqs FROM postings WHERE seg = ?1 AND col = ?2 AND val >= ?3 AND val < ?4 AND val GLOB ?5",
+                    )?;
+                    let hi = format!("{lo}\u{10FFFF}");
+                    blobs(&mut st, &[&seg.seg, c, lo, &hi, pat])?;
+                    2
+                }
+            };
+            if n_values > 1 {
+                offs.sort_unstable();
+                offs.dedup();
+            }
+            acc = Some(match acc {
+                None => offs.clone(),
+                Some(prev) => intersect(&prev, &offs),
+            });
+            if acc.as_ref().is_some_and(Vec::is_empty) {
                 break;
             }
         }
-        Ok(n)
+        Ok(acc.unwrap_or_default().into_iter().map(|o| seg.first + o as i64).collect())
     }
 
-    /// The query plan SQLite picks for a filter (used by tests and the benchmark).
-    pub fn explain(&self, f: &QueryFilter, limit: usize) -> Result<String, AuditError> {
-        let (clause, params) = f.to_sql();
-        let order = if f.time_driven() { "ts_ns DESC, seq DESC" } else { "seq DESC" };
-        let sql = format!("EXPLAIN QUERY PLAN {SELECT_COLS}{clause} ORDER BY {order} LIMIT {}", limit.max(1));
-        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
-        let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(3)).map_err(self.err())?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r.map_err(self.err())?);
+    /// The search: indexed segments through their postings (or time zones),
+    /// then the un-indexed tail by a plain scan; every candidate row is checked
+    /// against the full filter in SQL. Runs in one read transaction (one snapshot).
+    fn walk(
+        &self,
+        f: &QueryFilter,
+        newest_first: bool,
+        mut cb: impl FnMut(StoredRecord) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<u64> {
+        let own_tx = self.conn.is_autocommit();
+        if own_tx {
+            self.conn.execute_batch("BEGIN").map_err(self.err())?;
         }
-        Ok(out.join("; "))
+        let res = self.walk_inner(f, newest_first, &mut cb);
+        if own_tx {
+            let _ = self.conn.execute_batch("COMMIT");
+        }
+        res
+    }
+
+    fn walk_inner(
+        &self,
+        f: &QueryFilter,
+        newest_first: bool,
+        cb: &mut dyn FnMut(StoredRecord) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<u64> {
+        let plan = f.plan();
+        let segs = self.segments(plan.terms.is_empty() && f.has_time()).map_err(self.err())?;
+        let tail_start = segs.last().map_or(0, |s| s.last + 1);
+        let after = f.after_seq.map_or(i64::MIN, |s| s as i64);
+
+        // Units in oldest-first order.
+        let mut units: Vec<Unit> = Vec::new();
+        let push_range = |units: &mut Vec<Unit>, lo: i64, hi: i64| {
+            if let Some(Unit::Range(_, h)) = units.last_mut()
+                && *h + 1 >= lo
+            {
+                *h = (*h).max(hi);
+                return;
+            }
+            units.push(Unit::Range(lo, hi));
+        };
+        for s in segs.iter().filter(|s| s.last > after && f.time_overlaps(s.min_ts, s.max_ts)) {
+            if !plan.terms.is_empty() {
+                let c = self.candidates(s, &plan.terms).map_err(self.err())?;
+                if !c.is_empty() {
+                    units.push(Unit::Seqs(c));
+                }
+            } else if f.has_time() && !s.zones.is_empty() {
+                for (i, (lo, hi)) in s.zones.iter().enumerate() {
+                    if lo <= hi && f.time_overlaps(*lo, *hi) {
+                        let z = s.first + (i as i64) * ZONE_ROWS as i64;
+                        push_range(&mut units, z, (z + ZONE_ROWS as i64 - 1).min(s.last));
+                    }
+                }
+            } else {
+                push_range(&mut units, s.first, s.last);
+            }
+        }
+        push_range(&mut units, tail_start, i64::MAX);
+        if newest_first {
+            units.reverse();
+        }
+
+        let n = plan.params.len();
+        let conds = plan.conds.iter().map(|c| format!(" AND {c}")).collect::<String>();
+        let dir = if newest_first { "DESC" } else { "ASC" };
+        let one_sql = format!("{SELECT_COLS} WHERE seq = ?{}{conds}", n + 1);
+        let range_sql = format!("{SELECT_COLS} WHERE seq BETWEEN ?{} AND ?{}{conds} ORDER BY seq {dir}", n + 1, n + 2);
+        let mut one = self.conn.prepare(&one_sql).map_err(self.err())?;
+        let mut range = self.conn.prepare(&range_sql).map_err(self.err())?;
+        let mut params = plan.params.clone();
+        let mut delivered = 0u64;
+        for u in units {
+            match u {
+                Unit::Seqs(mut seqs) => {
+                    if newest_first {
+                        seqs.reverse();
+                    }
+                    params.truncate(n);
+                    params.push(SqlValue::Integer(0));
+                    for seq in seqs {
+                        params[n] = SqlValue::Integer(seq);
+                        let mut rows = one.query(params_from_iter(params.iter())).map_err(self.err())?;
+                        if let Some(r) = rows.next().map_err(self.err())? {
+                            delivered += 1;
+                            if !cb(read_record(r).map_err(self.err())?)? {
+                                return Ok(delivered);
+                            }
+                        }
+                    }
+                }
+                Unit::Range(lo, hi) => {
+                    params.truncate(n);
+                    params.push(SqlValue::Integer(lo));
+                    params.push(SqlValue::Integer(hi));
+                    let mut rows = range.query(params_from_iter(params.iter())).map_err(self.err())?;
+                    while let Some(r) = rows.next().map_err(self.err())? {
+                        delivered += 1;
+                        if !cb(read_record(r).map_err(self.err())?)? {
+                            return Ok(delivered);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(delivered)
     }
 
     pub fn last_seq(&self) -> Result<u64, AuditError> {
@@ -400,20 +678,31 @@ impl AuditReader {
 
     /// Check the whole chain in one consistent snapshot and report the first problem.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
+        self.verify_with(&VerifyOptions::default())
+    }
+
+    /// [`verify`](Self::verify) with a key and/or an expected head.
+    pub fn verify_with(&self, opts: &VerifyOptions) -> Result<VerifyReport, AuditError> {
+        let key = opts.key_file.as_deref().map(crate::keys::load_key).transpose()?;
         self.conn.execute_batch("BEGIN").map_err(self.err())?;
-        let res = self.verify_inner();
+        let res = self.verify_inner(key, opts.expect_head);
         let _ = self.conn.execute_batch("COMMIT");
         res.map_err(self.err())
     }
 
-    fn verify_inner(&self) -> rusqlite::Result<VerifyReport> {
+    fn verify_inner(&self, key: Option<ChainHasher>, anchor_opt: Option<HeadAnchor>) -> rusqlite::Result<VerifyReport> {
         let c = &self.conn;
         let mut report = VerifyReport {
             records: 0,
             first_seq: 0,
             last_seq: 0,
             checkpoints: 0,
+            head_seq: 0,
             head_hash: String::new(),
+            chain: CHAIN_SHA256.into(),
+            key_id: None,
+            hashes_checked: true,
+            anchor_checked: None,
             problem: None,
         };
         let bad = |kind, seq: Option<i64>, detail: String| Problem { kind, seq: seq.map(|s| s as u64), detail };
@@ -429,6 +718,59 @@ impl AuditReader {
             }
         };
         report.head_hash = hex::encode(&head_hash);
+        report.head_seq = head_seq.max(0) as u64;
+
+        // 0. Chain mode: which hash, and whether we hold the key for it.
+        use rusqlite::types::Value as V;
+        let mode = match meta_get(c, "chain")? {
+            None => CHAIN_SHA256.to_string(),
+            Some(V::Text(t)) => t,
+            Some(_) => String::new(),
+        };
+        report.chain = mode.clone();
+        let stored_id = match meta_get(c, "key_id")? {
+            Some(V::Text(t)) => Some(t),
+            _ => None,
+        };
+        report.key_id = stored_id.clone();
+        let hasher: Option<ChainHasher> = match (mode.as_str(), key) {
+            (CHAIN_SHA256, None) => Some(ChainHasher::Sha256),
+            (CHAIN_SHA256, Some(_)) => {
+                report.problem = Some(bad(
+                    ProblemKind::Key,
+                    None,
+                    "a key was given but this trail's chain is not keyed (meta.chain = sha256): it was created \
+                     without audit.key_file, or a keyed trail was rewritten by someone without the key"
+                        .into(),
+                ));
+                return Ok(report);
+            }
+            (CHAIN_HMAC, Some(k)) => {
+                let given = k.key_id().unwrap_or_default().to_string();
+                if stored_id.as_deref() != Some(given.as_str()) {
+                    report.problem = Some(bad(
+                        ProblemKind::Key,
+                        None,
+                        format!(
+                            "wrong key: the trail was written under key id {}, the key file has key id {given} \
+                             (or the trail was rewritten under another key)",
+                            stored_id.as_deref().unwrap_or("(none recorded)")
+                        ),
+                    ));
+                    return Ok(report);
+                }
+                Some(k)
+            }
+            // Keyed, no key: structure only.
+            (CHAIN_HMAC, None) => {
+                report.hashes_checked = false;
+                None
+            }
+            (other, _) => {
+                report.problem = Some(bad(ProblemKind::Key, None, format!("unknown chain mode {other:?} in meta")));
+                return Ok(report);
+            }
+        };
 
         // 2. Checkpoint chain; the newest checkpoint holds the retention anchor.
         let mut cps: Vec<(i64, i64, Vec<u8>)> = Vec::new(); // (id, seq, hash)
@@ -475,8 +817,13 @@ impl AuditReader {
                     return Ok(report);
                 }
                 let pv: Hash = pv.as_slice().try_into().unwrap_or(ZERO_HASH);
-                let expect = checkpoint_hash(&pv, &checkpoint_fields(id, ts, &reason, seq, &h, fs, &an));
-                if expect[..] != cph[..] {
+                let mismatch = match &hasher {
+                    Some(hs) => {
+                        hs.checkpoint(&pv, &checkpoint_fields(id, ts, &reason, seq, &h, fs, &an))[..] != cph[..]
+                    }
+                    None => cph.len() != 32,
+                };
+                if mismatch {
                     report.problem = Some(bad(
                         ProblemKind::Checkpoint,
                         None,
@@ -542,12 +889,41 @@ impl AuditReader {
             for (i, f) in fields.iter_mut().enumerate() {
                 *f = Field::from(r.get_ref(i)?);
             }
-            let h = chain_hash(&prev, &fields);
             let stored = r.get_ref(N_HASHED)?;
-            if stored.as_blob().ok() != Some(&h[..]) {
-                let describe = describe_row(&fields);
-                report.problem = Some(self.classify(seq, &prev, describe)?);
-                report.records = (seq - first_seq) as u64;
+            let h: Hash = match &hasher {
+                Some(hs) => {
+                    let h = hs.chain(&prev, &fields);
+                    if stored.as_blob().ok() != Some(&h[..]) {
+                        let describe = describe_row(&fields);
+                        report.problem = Some(self.classify(hs, seq, &prev, describe)?);
+                        report.records = (seq - first_seq) as u64;
+                        return Ok(report);
+                    }
+                    h
+                }
+                // Structure only: take the stored hash as is; checkpoints and the head must agree with it.
+                None => match stored.as_blob().ok().and_then(|b| <Hash>::try_from(b).ok()) {
+                    Some(h) => h,
+                    None => {
+                        report.problem =
+                            Some(bad(ProblemKind::Modified, Some(seq), "record hash is missing or malformed".into()));
+                        return Ok(report);
+                    }
+                },
+            };
+            if let Some(a) = anchor_opt
+                && a.seq as i64 == seq
+                && a.hash != h
+            {
+                report.problem = Some(bad(
+                    ProblemKind::Modified,
+                    Some(seq),
+                    format!(
+                        "record {seq} has hash {}, but the recorded head was {}: the chain was rewritten from here or earlier",
+                        hex::encode(h),
+                        hex::encode(a.hash)
+                    ),
+                ));
                 return Ok(report);
             }
             while let Some((id, cseq, chash)) = cp_iter.peek() {
@@ -587,12 +963,33 @@ impl AuditReader {
                 Some(*cseq),
                 format!("checkpoint {id} refers to record {cseq}, which is missing"),
             ));
+        } else if let Some(a) = anchor_opt {
+            let (aseq, last) = (a.seq as i64, expected - 1);
+            if aseq > last {
+                report.problem = Some(bad(
+                    ProblemKind::Deleted,
+                    Some(last + 1),
+                    format!(
+                        "the recorded head {aseq} is beyond the end of the trail (seq {last}): records were truncated and the chain head rewound"
+                    ),
+                ));
+            } else if aseq < first_seq && !(aseq == first_seq - 1 && anchor == a.hash) {
+                report.problem = Some(bad(
+                    ProblemKind::Head,
+                    Some(aseq),
+                    format!(
+                        "the recorded head {aseq} is before the first retained record {first_seq} (pruned by retention, or deleted), so it cannot be confirmed; record a newer head"
+                    ),
+                ));
+            } else {
+                report.anchor_checked = Some(format!("{}:{}", a.seq, hex::encode(a.hash)));
+            }
         }
         Ok(report)
     }
 
     /// The link into `seq` is broken; look around it to say what happened.
-    fn classify(&self, seq: i64, prev: &Hash, describe: String) -> rusqlite::Result<Problem> {
+    fn classify(&self, hs: &ChainHasher, seq: i64, prev: &Hash, describe: String) -> rusqlite::Result<Problem> {
         let sql = format!("SELECT {HASHED_COLUMNS}, hash FROM records WHERE seq >= ?1 ORDER BY seq LIMIT ?2");
         let mut st = self.conn.prepare(&sql)?;
         let rows: Vec<RawRow> = st
@@ -611,12 +1008,12 @@ impl AuditReader {
             return Ok(mk(ProblemKind::Modified, "record vanished during verification".into()));
         };
         // Does the record that belongs at `seq` sit further down?
-        if let Some(k) = rows.iter().skip(1).position(|r| r.links(prev, seq)).map(|k| k + 1) {
+        if let Some(k) = rows.iter().skip(1).position(|r| r.links(hs, prev, seq)).map(|k| k + 1) {
             let moved = &rows[k];
             // Swapped: the row now at `seq` links in at the other position.
             let prev_there: Vec<u8> = if k == 1 { moved.hash.clone() } else { rows[k - 1].hash.clone() };
             if let Ok(prev_there) = <Hash>::try_from(prev_there.as_slice())
-                && cur.links(&prev_there, moved.seq)
+                && cur.links(hs, &prev_there, moved.seq)
             {
                 return Ok(mk(ProblemKind::Reordered, format!("records {seq} and {} were swapped", moved.seq)));
             }
@@ -627,7 +1024,7 @@ impl AuditReader {
         }
         if let (Some(next), Ok(own)) = (rows.get(1), <Hash>::try_from(cur.hash.as_slice()))
             && next.seq == seq + 1
-            && next.links(&own, next.seq)
+            && next.links(hs, &own, next.seq)
         {
             return Ok(mk(
                 ProblemKind::Modified,

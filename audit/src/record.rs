@@ -228,26 +228,122 @@ fn put(h: &mut Sha256, f: &Field<'_>) {
 pub(crate) type Hash = [u8; 32];
 pub(crate) const ZERO_HASH: Hash = [0u8; 32];
 
-/// hash_n = SHA-256("sensor-audit-rec-v1" || hash_{n-1} || canonical(fields_n)).
-pub(crate) fn chain_hash(prev: &Hash, fields: &[Field<'_>]) -> Hash {
-    let mut h = Sha256::new();
-    h.update(b"sensor-audit-rec-v1");
-    h.update(prev);
-    for f in fields {
-        put(&mut h, f);
-    }
-    h.finalize().into()
+const REC_TAG: &[u8] = b"sensor-audit-rec-v1";
+const CP_TAG: &[u8] = b"sensor-audit-cp-v1";
+
+/// How record and checkpoint hashes are computed: plain SHA-256 (anyone can
+/// recompute a rewritten chain) or HMAC-SHA256 under a secret key (only the
+/// key holder can). The message is the same in both modes:
+/// tag || previous hash || canonical(fields).
+#[derive(Clone)]
+pub(crate) enum ChainHasher {
+    Sha256,
+    /// Inner and outer SHA-256 states with the padded key already absorbed
+    /// (HMAC per RFC 2104), so each record costs one clone of each.
+    Hmac {
+        inner: Box<Sha256>,
+        outer: Box<Sha256>,
+        key_id: String,
+    },
 }
 
-/// Checkpoints are chained separately with their own domain tag.
-pub(crate) fn checkpoint_hash(prev: &Hash, fields: &[Field<'_>]) -> Hash {
-    let mut h = Sha256::new();
-    h.update(b"sensor-audit-cp-v1");
-    h.update(prev);
-    for f in fields {
-        put(&mut h, f);
+impl std::fmt::Debug for ChainHasher {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainHasher::Sha256 => f.write_str("Sha256"),
+            ChainHasher::Hmac { key_id, .. } => write!(f, "HmacSha256(key id {key_id})"),
+        }
     }
-    h.finalize().into()
+}
+
+impl ChainHasher {
+    /// HMAC-SHA256 under `key` (any length; keys longer than a block are hashed first).
+    pub fn keyed(key: &[u8]) -> ChainHasher {
+        let mut block = [0u8; 64];
+        if key.len() > 64 {
+            block[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner = Sha256::new();
+        inner.update(block.map(|b| b ^ 0x36));
+        let mut outer = Sha256::new();
+        outer.update(block.map(|b| b ^ 0x5c));
+        block.fill(0);
+        let mut h = ChainHasher::Hmac { inner: Box::new(inner), outer: Box::new(outer), key_id: String::new() };
+        // A public fingerprint of the key: lets `verify` tell a wrong key from tampering
+        // without revealing anything about the key itself.
+        let id = h.mac(|m| m.update(b"sensor-audit-key-id-v1"));
+        if let ChainHasher::Hmac { key_id, .. } = &mut h {
+            *key_id = hex::encode(&id[..8]);
+        }
+        h
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        matches!(self, ChainHasher::Hmac { .. })
+    }
+
+    /// The key fingerprint (None when unkeyed).
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            ChainHasher::Sha256 => None,
+            ChainHasher::Hmac { key_id, .. } => Some(key_id),
+        }
+    }
+
+    /// The value stored in the `meta` table for this mode.
+    pub fn mode(&self) -> &'static str {
+        if self.is_keyed() { CHAIN_HMAC } else { CHAIN_SHA256 }
+    }
+
+    fn mac(&self, feed: impl FnOnce(&mut Sha256)) -> Hash {
+        match self {
+            ChainHasher::Sha256 => {
+                let mut h = Sha256::new();
+                feed(&mut h);
+                h.finalize().into()
+            }
+            ChainHasher::Hmac { inner, outer, .. } => {
+                let mut i = (**inner).clone();
+                feed(&mut i);
+                let mut o = (**outer).clone();
+                o.update(i.finalize());
+                o.finalize().into()
+            }
+        }
+    }
+
+    /// hash_n = H(tag || hash_{n-1} || canonical(fields_n)), H = SHA-256 or HMAC-SHA256(key, .).
+    pub fn chain(&self, prev: &Hash, fields: &[Field<'_>]) -> Hash {
+        self.tagged(REC_TAG, prev, fields)
+    }
+
+    /// Checkpoints are chained separately with their own domain tag.
+    pub fn checkpoint(&self, prev: &Hash, fields: &[Field<'_>]) -> Hash {
+        self.tagged(CP_TAG, prev, fields)
+    }
+
+    fn tagged(&self, tag: &[u8], prev: &Hash, fields: &[Field<'_>]) -> Hash {
+        self.mac(|h| {
+            h.update(tag);
+            h.update(prev);
+            for f in fields {
+                put(h, f);
+            }
+        })
+    }
+}
+
+/// `meta.chain` values.
+pub(crate) const CHAIN_SHA256: &str = "sha256";
+pub(crate) const CHAIN_HMAC: &str = "hmac-sha256";
+
+/// Unkeyed record hash (tests and callers that know the chain is unkeyed).
+#[cfg(test)]
+pub(crate) fn chain_hash(prev: &Hash, fields: &[Field<'_>]) -> Hash {
+    ChainHasher::Sha256.chain(prev, fields)
 }
 
 #[cfg(test)]
@@ -280,6 +376,25 @@ mod tests {
         assert_eq!(r.severity, Some(Severity::High as i64));
         assert_eq!((r.pid, r.dport), (Some(9), Some(443)));
         assert_eq!(r.daddr.as_deref(), Some("1.2.3.4"));
+    }
+
+    #[test]
+    fn hmac_matches_rfc4231() {
+        // RFC 4231 test cases 1 (short key) and 6 (key longer than a block).
+        let h = ChainHasher::keyed(&[0x0b; 20]);
+        assert_eq!(
+            hex::encode(h.mac(|m| m.update(b"Hi There"))),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        let h = ChainHasher::keyed(&[0xaa; 131]);
+        assert_eq!(
+            hex::encode(h.mac(|m| m.update(b"Test Using Larger Than Block-Size Key - Hash Key First"))),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        assert!(format!("{h:?}").starts_with("HmacSha256(key id "));
+        let f = [Field::Int(1)];
+        assert_ne!(h.chain(&ZERO_HASH, &f), ChainHasher::Sha256.chain(&ZERO_HASH, &f));
+        assert_ne!(h.chain(&ZERO_HASH, &f), ChainHasher::keyed(&[0xab; 131]).chain(&ZERO_HASH, &f));
     }
 
     #[test]

@@ -9,12 +9,13 @@ use crate::AuditError;
 use crate::error::sql_err;
 
 /// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// `PRAGMA application_id` marks the file as ours ("SnAu").
 pub(crate) const APPLICATION_ID: i64 = 0x536e_4175;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE records (
     seq       INTEGER PRIMARY KEY,  -- chain position, contiguous from the retention anchor
     ts_ns     INTEGER NOT NULL,     -- event time, ns since the epoch (UTC)
@@ -66,7 +67,47 @@ CREATE TABLE head (
     hash BLOB NOT NULL
 );
 INSERT INTO head (id, seq, hash) VALUES (1, 0, zeroblob(32));
-"#];
+"#,
+    // v2: no secondary B-tree indexes on `records` (each insert used to update 11
+    // of them at random pages); per-segment postings instead, see `index.rs`.
+    // Settings the chain depends on (keyed or not, segment size) live in `meta`.
+    r#"
+DROP INDEX IF EXISTS records_ts;
+DROP INDEX IF EXISTS records_type;
+DROP INDEX IF EXISTS records_pid;
+DROP INDEX IF EXISTS records_uid;
+DROP INDEX IF EXISTS records_exe;
+DROP INDEX IF EXISTS records_container;
+DROP INDEX IF EXISTS records_path;
+DROP INDEX IF EXISTS records_daddr;
+DROP INDEX IF EXISTS records_dport;
+DROP INDEX IF EXISTS records_rule;
+DROP INDEX IF EXISTS records_severity;
+
+CREATE TABLE segments (
+    seg       INTEGER PRIMARY KEY,  -- records first_seq..=last_seq, (seg * rows_per_segment + 1)..
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    rows      INTEGER NOT NULL,     -- records present when the segment was indexed
+    min_ts    INTEGER NOT NULL,
+    max_ts    INTEGER NOT NULL,
+    zones     BLOB NOT NULL         -- (min_ts, max_ts) little-endian i64 pairs per 1024 records
+);
+
+CREATE TABLE postings (
+    seg  INTEGER NOT NULL,
+    col  INTEGER NOT NULL,          -- 0 type, 1 pid, 2 uid, 3 exe, 4 container, 5 path, 6 daddr, 7 dport, 8 rule, 9 severity
+    val  NOT NULL,                  -- the column value (integer or text)
+    seqs BLOB NOT NULL,             -- delta-LEB128 offsets from the segment's first_seq
+    PRIMARY KEY (seg, col, val)
+) WITHOUT ROWID;
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,         -- chain (sha256 | hmac-sha256), key_id, seg_rows
+    value NOT NULL
+);
+"#,
+];
 
 /// Reads `application_id` / `user_version`; `allow_empty` accepts a brand-new file.
 fn check_identity(conn: &Connection, path: &Path, allow_empty: bool) -> Result<i64, AuditError> {
@@ -118,6 +159,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, AuditError> {
     let ver = check_identity(&conn, path, true)?;
     // Only takes effect before the first table exists; lets retention shrink the file.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(&err)?;
+    if ver == 0 {
+        // Likewise only for a new file: fewer, fuller pages per appended record.
+        conn.pragma_update(None, "page_size", 8192).map_err(&err)?;
+    }
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(&err)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(AuditError::Corrupt {
@@ -143,6 +188,16 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, AuditError> {
     .map_err(&err)?;
     migrate(&conn, path, ver)?;
     Ok(conn)
+}
+
+/// Read a `meta` value.
+pub(crate) fn meta_get(conn: &Connection, key: &str) -> rusqlite::Result<Option<rusqlite::types::Value>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+pub(crate) fn meta_set(conn: &Connection, key: &str, value: &dyn rusqlite::ToSql) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", rusqlite::params![key, value]).map(|_| ())
 }
 
 fn migrate(conn: &Connection, path: &Path, from: i64) -> Result<(), AuditError> {

@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 use crate::AuditError;
 use crate::config::AuditConfig;
 use crate::error::sql_err;
-use crate::record::{Field, Hash, Record, ZERO_HASH, chain_hash, checkpoint_hash};
-use crate::schema::{open_checkpointer, open_writer};
+use crate::index::{SegBuilder, seg_bounds, seg_of};
+use crate::record::{CHAIN_HMAC, CHAIN_SHA256, ChainHasher, Field, Hash, Record, ZERO_HASH};
+use crate::schema::{meta_get, meta_set, open_checkpointer, open_writer};
 use crate::time::{format_rfc3339_ns, now_ns};
 
 /// Rows deleted per retention transaction: small enough that the writer is
@@ -429,6 +430,14 @@ struct Writer {
     first_seq: u64,
     anchor: Hash,
     cp: Option<CpState>,
+    hasher: ChainHasher,
+    // segment index (see index.rs): segments up to `indexed_through` are stored;
+    // `builder` holds the postings of (indexed_through, head_seq] when in sync,
+    // None while complete segments still have to be built from the table.
+    seg_rows: u64,
+    indexed_through: u64,
+    builder: Option<SegBuilder>,
+    index_retry_at: Instant,
     // batching and health
     pending: VecDeque<Record>,
     batch_started: Option<Instant>,
@@ -479,12 +488,25 @@ impl Writer {
             }
             None => (None, 1, ZERO_HASH),
         };
+        let hasher = match &cfg.key_file {
+            Some(p) => crate::keys::load_key(p)?,
+            None => ChainHasher::Sha256,
+        };
+        let has_cp = cp.is_some();
+        let (hasher, seg_rows) = chain_settings(&conn, cfg, hasher, head_seq as u64, has_cp).map_err(|e| match e {
+            SettingsError::Sql(e) => err(e),
+            SettingsError::Audit(e) => e,
+        })?;
+        let max_seg: Option<i64> = conn.query_row("SELECT max(seg) FROM segments", [], |r| r.get(0)).map_err(&err)?;
+        // Everything below the retained range needs no index.
+        let indexed_through =
+            max_seg.map_or(0, |s| seg_bounds(s as u64, seg_rows).1).max(seg_of(first_seq, seg_rows) * seg_rows);
         let ckpt = Checkpointer::start(&cfg.path);
         if ckpt.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(&err)?;
         }
         let now = Instant::now();
-        let w = Writer {
+        let mut w = Writer {
             ckpt,
             conn,
             path: cfg.path.clone(),
@@ -503,6 +525,11 @@ impl Writer {
             first_seq,
             anchor,
             cp,
+            hasher,
+            seg_rows,
+            indexed_through,
+            builder: None,
+            index_retry_at: now,
             pending: VecDeque::new(),
             batch_started: None,
             degraded_since: None,
@@ -514,6 +541,9 @@ impl Writer {
             prune_more: false,
         };
         w.shared.last_seq.store(w.head_seq, Relaxed);
+        // The open segment's postings, rebuilt from the table (at most one
+        // segment; more after a v1 migration, which `maintenance` catches up).
+        w.load_open_segment().map_err(&err)?;
         w.update_db_bytes();
         Ok(w)
     }
@@ -589,7 +619,7 @@ impl Writer {
                 return None;
             }
             t + self.batch_interval
-        } else if self.prune_more {
+        } else if self.prune_more || (self.builder.is_none() && now >= self.index_retry_at) {
             return None;
         } else {
             self.next_retention.min(now + Duration::from_secs(1))
@@ -658,9 +688,24 @@ impl Writer {
             }
             self.last_attempt = Instant::now();
             let n = self.pending.len().min(self.batch_rows);
+            let start = self.head_seq + 1;
             match self.write_batch(&markers, n) {
                 Ok(()) => {
-                    self.pending.drain(..n);
+                    let mut builder = self.builder.take();
+                    let mut sealed = Vec::new();
+                    let mut seq = start;
+                    for r in &markers {
+                        feed(&mut builder, &mut sealed, seq, r, self.seg_rows);
+                        seq += 1;
+                    }
+                    for r in self.pending.drain(..n) {
+                        feed(&mut builder, &mut sealed, seq, &r, self.seg_rows);
+                        seq += 1;
+                    }
+                    self.builder = builder;
+                    if !sealed.is_empty() {
+                        self.write_segments(sealed);
+                    }
                     self.shared.written.fetch_add(n as u64, Relaxed);
                     self.shared.markers.fetch_add(markers.len() as u64, Relaxed);
                     self.shared.batches.fetch_add(1, Relaxed);
@@ -700,7 +745,7 @@ impl Writer {
             )?;
             for r in markers.iter().chain(self.pending.range(..n)) {
                 seq += 1;
-                hash = chain_hash(&hash, &r.fields(seq));
+                hash = self.hasher.chain(&hash, &r.fields(seq));
                 stmt.execute(params![
                     seq as i64,
                     r.ts_ns,
@@ -744,7 +789,7 @@ impl Writer {
         let id = self.cp.map_or(1, |c| c.id + 1);
         let prev = self.cp.map_or(ZERO_HASH, |c| c.hash);
         let ts = now_ns();
-        let cp_hash = checkpoint_hash(
+        let cp_hash = self.hasher.checkpoint(
             &prev,
             &checkpoint_fields(id, ts, reason, seq as i64, hash, self.first_seq as i64, &self.anchor),
         );
@@ -807,6 +852,13 @@ impl Writer {
     }
 
     fn maintenance(&mut self, now: Instant) {
+        if self.builder.is_none() && now >= self.index_retry_at {
+            // One segment per turn so batches keep flowing during a catch-up.
+            if self.index_step().is_err() {
+                self.shared.write_errors.fetch_add(1, Relaxed);
+                self.index_retry_at = now + self.retry;
+            }
+        }
         if !self.prune_more && now < self.next_retention {
             return;
         }
@@ -870,6 +922,10 @@ impl Writer {
             .optional()?;
         tx.execute("DELETE FROM records WHERE seq < ?1", [new_first as i64])?;
         tx.execute("DELETE FROM checkpoints WHERE seq < ?1", [new_first as i64])?;
+        // Segments wholly before the new first record.
+        let dead = seg_of(new_first, self.seg_rows) as i64;
+        tx.execute("DELETE FROM postings WHERE seg < ?1", [dead])?;
+        tx.execute("DELETE FROM segments WHERE seg < ?1", [dead])?;
         let (old_first, old_anchor) = (self.first_seq, self.anchor);
         self.first_seq = new_first;
         self.anchor = anchor.and_then(|v| v.try_into().ok()).unwrap_or(self.anchor);
@@ -887,11 +943,66 @@ impl Writer {
             return Err(e);
         }
         self.cp = Some(cp);
+        if self.builder.is_none() {
+            self.indexed_through = self.indexed_through.max(seg_of(new_first, self.seg_rows) * self.seg_rows);
+        }
         self.shared.pruned.fetch_add(cut, Relaxed);
         // Give freed pages back to the filesystem (auto_vacuum = INCREMENTAL), bounded per step.
         let _ = self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES});"));
         self.update_db_bytes();
         Ok(cut == PRUNE_CHUNK || self.max_bytes > 0 && cut > 0)
+    }
+
+    /// If the next segment to index is the open one, rebuild its postings from
+    /// the table and keep them in sync from now on.
+    fn load_open_segment(&mut self) -> rusqlite::Result<bool> {
+        let seg = self.indexed_through / self.seg_rows;
+        let (first, last) = seg_bounds(seg, self.seg_rows);
+        if self.head_seq >= last {
+            return Ok(false);
+        }
+        let mut b = SegBuilder::new(seg, self.seg_rows);
+        if self.head_seq >= first {
+            b.load(&self.conn, first, self.head_seq)?;
+        }
+        self.builder = Some(b);
+        Ok(true)
+    }
+
+    /// Catch-up: build one complete segment from the table, or switch to
+    /// in-memory indexing once only the open segment is left.
+    fn index_step(&mut self) -> rusqlite::Result<()> {
+        if self.load_open_segment()? {
+            return Ok(());
+        }
+        let seg = self.indexed_through / self.seg_rows;
+        let (first, last) = seg_bounds(seg, self.seg_rows);
+        let mut b = SegBuilder::new(seg, self.seg_rows);
+        b.load(&self.conn, first, last)?;
+        let tx = self.conn.unchecked_transaction()?;
+        b.write(&tx, self.seg_rows)?;
+        tx.commit()?;
+        self.indexed_through = last;
+        Ok(())
+    }
+
+    /// Store completed segments; on failure fall back to catching up from the table.
+    fn write_segments(&mut self, sealed: Vec<SegBuilder>) {
+        let last = sealed.last().map(|b| seg_bounds(b.seg, self.seg_rows).1);
+        let res = self.conn.unchecked_transaction().and_then(|tx| {
+            for b in sealed {
+                b.write(&tx, self.seg_rows)?;
+            }
+            tx.commit()
+        });
+        match res {
+            Ok(()) => self.indexed_through = last.unwrap_or(self.indexed_through),
+            Err(_) => {
+                self.shared.write_errors.fetch_add(1, Relaxed);
+                self.builder = None;
+                self.index_retry_at = Instant::now() + self.retry;
+            }
+        }
     }
 
     fn finish(&mut self) {
@@ -915,6 +1026,103 @@ impl Writer {
         }
         self.update_db_bytes();
     }
+}
+
+/// Add a committed record to the open segment; a segment is sealed after its last seq.
+fn feed(builder: &mut Option<SegBuilder>, sealed: &mut Vec<SegBuilder>, seq: u64, r: &Record, seg_rows: u64) {
+    let Some(b) = builder else { return };
+    b.add_record(seq, r);
+    let (_, last) = seg_bounds(b.seg, seg_rows);
+    if seq >= last {
+        let next = SegBuilder::new(b.seg + 1, seg_rows);
+        sealed.push(std::mem::replace(b, next));
+    }
+}
+
+enum SettingsError {
+    Sql(rusqlite::Error),
+    Audit(AuditError),
+}
+
+impl From<rusqlite::Error> for SettingsError {
+    fn from(e: rusqlite::Error) -> Self {
+        SettingsError::Sql(e)
+    }
+}
+
+/// Reconcile the configured chain mode with the one the database was created
+/// with (recorded in `meta`) and read the segment size.
+fn chain_settings(
+    conn: &Connection,
+    cfg: &AuditConfig,
+    hasher: ChainHasher,
+    head_seq: u64,
+    has_checkpoints: bool,
+) -> Result<(ChainHasher, u64), SettingsError> {
+    use rusqlite::types::Value as V;
+    let path = cfg.path.display();
+    let key_err = |m: String| SettingsError::Audit(AuditError::Key(m));
+    let empty = head_seq == 0 && !has_checkpoints;
+    let stored = match meta_get(conn, "chain")? {
+        Some(V::Text(t)) => Some(t),
+        None => None,
+        Some(_) => return Err(key_err(format!("{path}: meta.chain is malformed (tampered?)"))),
+    };
+    let adopt = match stored.as_deref() {
+        // A v1 trail (always unkeyed) or a brand-new database.
+        None => {
+            if !empty && hasher.is_keyed() {
+                return Err(key_err(format!(
+                    "{path} holds an unkeyed chain ({head_seq} records); a keyed chain needs a new database: \
+                     move this one aside or remove audit.key_file"
+                )));
+            }
+            true
+        }
+        Some(m) if m == hasher.mode() => {
+            if let Some(id) = hasher.key_id() {
+                let stored_id = match meta_get(conn, "key_id")? {
+                    Some(V::Text(t)) => t,
+                    _ => String::new(),
+                };
+                if stored_id != id {
+                    return Err(key_err(format!(
+                        "{path} was written under another key (key id {stored_id}); key_file {} has key id {id}",
+                        cfg.key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    )));
+                }
+            }
+            false
+        }
+        Some(_) if empty => true,
+        Some(CHAIN_HMAC) => {
+            return Err(key_err(format!("{path} holds a keyed (HMAC) chain: set audit.key_file to its key")));
+        }
+        Some(CHAIN_SHA256) => {
+            return Err(key_err(format!(
+                "{path} holds an unkeyed chain ({head_seq} records); a keyed chain needs a new database: \
+                 move this one aside or remove audit.key_file"
+            )));
+        }
+        Some(other) => return Err(key_err(format!("{path}: unknown chain mode {other:?} in meta"))),
+    };
+    if adopt {
+        meta_set(conn, "chain", &hasher.mode())?;
+        match hasher.key_id() {
+            Some(id) => meta_set(conn, "key_id", &id)?,
+            None => {
+                conn.execute("DELETE FROM meta WHERE key = 'key_id'", [])?;
+            }
+        }
+    }
+    let seg_rows = match meta_get(conn, "seg_rows")? {
+        Some(V::Integer(n)) if n >= 16 => n as u64,
+        _ => {
+            meta_set(conn, "seg_rows", &(cfg.index_segment_rows as i64))?;
+            cfg.index_segment_rows
+        }
+    };
+    Ok((hasher, seg_rows))
 }
 
 /// The fields a checkpoint hash covers, in order.

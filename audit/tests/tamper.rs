@@ -34,8 +34,12 @@ fn check(sql: &str, kind: ProblemKind, seq: u64) {
 
     // The CLI reports it too, with a non-zero exit and the record named.
     let mut out = Vec::new();
-    let code = run_cli_with(AuditCommand::Verify { db: DbArg { db: path.clone() }, json: false }, &mut out, &|| false)
-        .unwrap();
+    let code = run_cli_with(
+        AuditCommand::Verify { db: DbArg { db: path.clone() }, json: false, key_file: None, expect_head: None },
+        &mut out,
+        &|| false,
+    )
+    .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(code, audit::EXIT_TAMPERED, "{text}");
     assert!(text.contains(&format!("seq {seq}")), "{text}");
@@ -138,7 +142,12 @@ fn untouched_database_verifies_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let path = fresh(dir.path(), "t.db");
     let mut out = Vec::new();
-    let code = run_cli_with(AuditCommand::Verify { db: DbArg { db: path }, json: false }, &mut out, &|| false).unwrap();
+    let code = run_cli_with(
+        AuditCommand::Verify { db: DbArg { db: path }, json: false, key_file: None, expect_head: None },
+        &mut out,
+        &|| false,
+    )
+    .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(code, 0, "{text}");
     assert!(text.starts_with("OK: 100 records (seq 1..100)"), "{text}");

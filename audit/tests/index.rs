@@ -1,0 +1,213 @@
+//! Schema v2 segment postings: every filter answers the same through postings
+//! as through a plain scan; restarts rebuild the open segment; a real v1
+//! database migrates.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use audit::{AuditReader, AuditStore, QueryFilter, Severity};
+use common::*;
+use serde_json::{Value, json};
+
+const TYPES: [&str; 8] = ["exec", "open", "connect", "rename", "dns", "exit", "unlink", "accept"];
+
+fn events() -> Vec<(Value, bool)> {
+    let mut out = Vec::new();
+    for i in 0..1500u64 {
+        out.push((ev(i, TYPES[i as usize % TYPES.len()]), false));
+        if i % 37 == 0 {
+            let sev = ["info", "low", "medium", "high", "critical"][(i / 37) as usize % 5];
+            out.push((alert(i, if i % 2 == 0 { "read_shadow" } else { "nc_listen" }, sev), true));
+        }
+    }
+    out
+}
+
+fn filters() -> Vec<QueryFilter> {
+    let d = QueryFilter::default;
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    vec![
+        d(),
+        QueryFilter { types: vec!["exec".into()], ..d() },
+        QueryFilter { types: vec!["exec".into(), "alert".into()], ..d() },
+        QueryFilter { pid: Some(1017), ..d() },
+        QueryFilter { uid: Some(2), ..d() },
+        QueryFilter { exe: Some("/usr/bin/cat".into()), ..d() },
+        QueryFilter { exe: Some("/usr/local/*".into()), ..d() },
+        QueryFilter { exe: Some("*curl".into()), ..d() },
+        QueryFilter { container: Some("abcdef".into()), ..d() },
+        QueryFilter { container: Some("abcdef0123456789".into()), ..d() },
+        QueryFilter { path: Some("/etc/file1?".into()), ..d() },
+        QueryFilter { path: Some("/etc/file100".into()), ..d() },
+        QueryFilter { addr: Some("192.0.2.7".into()), ..d() },
+        QueryFilter { addr: Some("192.0.2.1*".into()), ..d() },
+        QueryFilter { port: Some(22), ..d() },
+        QueryFilter { rule: Some("read_shadow".into()), ..d() },
+        QueryFilter { rule: Some("nc_*".into()), ..d() },
+        QueryFilter { min_severity: Some(Severity::High), ..d() },
+        QueryFilter { contains: Some("file12".into()), ..d() },
+        QueryFilter { pid: Some(1017), types: vec!["open".into(), "rename".into()], ..d() },
+        QueryFilter { uid: Some(1), exe: Some("/usr/bin/cat".into()), port: Some(443), ..d() },
+        QueryFilter { since_ns: Some(now - 45_000_000_000), ..d() },
+        QueryFilter { until_ns: Some(now - 45_000_000_000), types: vec!["dns".into()], ..d() },
+        QueryFilter { pid: Some(999_999), ..d() },
+        QueryFilter { after_seq: Some(1234), types: vec!["exit".into()], ..d() },
+    ]
+}
+
+fn build(path: &std::path::Path, seg_rows: u64, evs: &[(Value, bool)]) {
+    let mut c = cfg(path);
+    c.index_segment_rows = seg_rows;
+    let store = AuditStore::open(&c).unwrap();
+    for (k, (e, is_alert)) in evs.iter().enumerate() {
+        if *is_alert {
+            while !store.record_alert(e) {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        } else {
+            record(&store, e);
+        }
+        if k == 700 {
+            // Restart mid-segment: the open segment's postings are rebuilt from the table.
+            store.flush().unwrap();
+            drop(store);
+            return build_rest(path, seg_rows, &evs[701..]);
+        }
+    }
+    store.shutdown();
+}
+
+fn build_rest(path: &std::path::Path, seg_rows: u64, evs: &[(Value, bool)]) {
+    let mut c = cfg(path);
+    c.index_segment_rows = seg_rows;
+    let store = AuditStore::open(&c).unwrap();
+    for (e, is_alert) in evs {
+        if *is_alert {
+            while !store.record_alert(e) {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        } else {
+            record(&store, e);
+        }
+    }
+    store.shutdown();
+}
+
+#[test]
+fn postings_answer_exactly_like_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let (small, big) = (dir.path().join("small.db"), dir.path().join("big.db"));
+    build(&small, 64, &evs); // ~25 indexed segments + a tail
+    build(&big, 1 << 20, &evs); // everything in the un-indexed tail: plain scans
+    let (a, b) = (AuditReader::open(&small).unwrap(), AuditReader::open(&big).unwrap());
+    assert!(a.verify().unwrap().ok() && b.verify().unwrap().ok());
+    let segs: i64 = sqlite3(&small, "SELECT count(*) FROM segments").trim().parse().unwrap();
+    assert!(segs >= 20, "only {segs} segments");
+    assert!(a.explain(&QueryFilter::default(), 10).unwrap().starts_with(&format!("{segs} indexed segments")));
+    for f in filters() {
+        let key = |v: Vec<audit::StoredRecord>| v.into_iter().map(|r| (r.seq, r.json)).collect::<Vec<_>>();
+        let all_a = key(a.query(&f, 0).unwrap());
+        assert_eq!(all_a, key(b.query(&f, 0).unwrap()), "{f:?}");
+        assert_eq!(key(a.query(&f, 7).unwrap()), key(b.query(&f, 7).unwrap()), "{f:?} limit 7");
+        let mut scanned = Vec::new();
+        a.scan(&f, |r| {
+            scanned.push((r.seq, r.json));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(scanned, all_a, "{f:?} scan");
+    }
+    // Sanity: the filters really select something.
+    assert_eq!(a.query(&QueryFilter { pid: Some(1017), ..Default::default() }, 0).unwrap().len(), 1);
+    assert_eq!(a.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len(), 188);
+}
+
+#[test]
+fn retention_drops_postings_with_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut c = cfg(&path);
+    c.index_segment_rows = 100;
+    c.max_age = audit::HumanDuration(Duration::from_secs(86_400));
+    let store = AuditStore::open(&c).unwrap();
+    for i in 0..1000 {
+        let mut e = ev(i, "open");
+        e["ts"] = json!(ts_ago(2 * 86_400));
+        record(&store, &e);
+    }
+    for i in 0..150 {
+        record(&store, &ev(5000 + i, "exec"));
+    }
+    store.flush().unwrap();
+    let t = Instant::now();
+    while store.stats().pruned < 1000 {
+        assert!(t.elapsed() < Duration::from_secs(60), "no pruning");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store.shutdown();
+    // Segments 0..9 (seq 1..1000) are gone with their postings; 10 (1001..1100) stays.
+    assert_eq!(sqlite3(&path, "SELECT min(seg), count(*) FROM segments").trim(), "10|1");
+    assert_eq!(sqlite3(&path, "SELECT count(*) FROM postings WHERE seg < 10").trim(), "0");
+    let r = AuditReader::open(&path).unwrap();
+    assert!(r.verify().unwrap().ok());
+    assert_eq!(r.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len(), 150);
+    assert_eq!(r.query(&QueryFilter { pid: Some(6000 + 20), ..Default::default() }, 0).unwrap().len(), 1);
+}
+
+fn count_before_exec(r: &AuditReader) -> usize {
+    r.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len()
+}
+
+#[test]
+fn a_real_v1_database_migrates_and_keeps_verifying() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1_audit.sql");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("sqlite3 '{}' < '{fixture}'", path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sqlite3(&path, "PRAGMA user_version").trim(), "1");
+    let count = |sql: &str| sqlite3(&path, sql).trim().parse::<usize>().unwrap();
+    let opens = count("SELECT count(*) FROM records WHERE type = 'open'");
+    let pid = sqlite3(&path, "SELECT pid FROM records WHERE seq = 33").trim().parse::<u64>().unwrap();
+    let by_pid = count(&format!("SELECT count(*) FROM records WHERE pid = {pid}"));
+    let alerts = count("SELECT count(*) FROM records WHERE rule IS NOT NULL");
+    assert!(opens > 10 && alerts == 1);
+
+    // Readers do not migrate; they say how to.
+    let e = AuditReader::open(&path).err().unwrap().to_string();
+    assert!(e.contains("schema version 1") && e.contains("migrate"), "{e}");
+
+    let mut c = cfg(&path);
+    c.index_segment_rows = 16; // 60 v1 rows = 3 segments to catch up + an open one
+    let store = AuditStore::open(&c).unwrap();
+    for i in 0..30 {
+        record(&store, &ev(i, "exec"));
+    }
+    store.flush().unwrap();
+    let t = Instant::now();
+    while count("SELECT count(*) FROM segments") < 5 {
+        assert!(t.elapsed() < Duration::from_secs(30), "catch-up indexing did not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store.shutdown();
+
+    assert_eq!(sqlite3(&path, "PRAGMA user_version").trim(), "2");
+    assert_eq!(count("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'records_%'"), 0);
+    let r = AuditReader::open(&path).unwrap();
+    let rep = r.verify().unwrap();
+    assert!(rep.ok(), "{:?}", rep.problem);
+    assert_eq!((rep.records, rep.chain.as_str()), (90, "sha256"));
+    let q = |f: QueryFilter| r.query(&f, 0).unwrap();
+    assert_eq!(q(QueryFilter { types: vec!["open".into()], ..Default::default() }).len(), opens);
+    assert_eq!(q(QueryFilter { pid: Some(pid), ..Default::default() }).len(), by_pid);
+    assert_eq!(q(QueryFilter { min_severity: Some(Severity::Info), ..Default::default() }).len(), alerts);
+    let execs = count_before_exec(&r);
+    assert!(execs >= 30, "{execs}");
+    assert!(r.explain(&QueryFilter::default(), 1).unwrap().starts_with("5 indexed segments"));
+}
