@@ -111,7 +111,21 @@ fn main() {
 fn measure_layout(manifest: &Path, out: &Path) {
     let structs: &[(&str, &[&str])] = &[
         ("event_header", &["ts_ns", "cgroup_id", "start_time", "type", "pid", "tid", "ppid", "uid", "gid", "comm"]),
-        ("exec_event", &["euid", "egid", "args_len", "argc", "exe_len", "cwd_len", "filename_len", "flags", "exe_ctime_ns", "data"]),
+        (
+            "exec_event",
+            &[
+                "euid",
+                "egid",
+                "args_len",
+                "argc",
+                "exe_len",
+                "cwd_len",
+                "filename_len",
+                "flags",
+                "exe_ctime_ns",
+                "data",
+            ],
+        ),
         ("fork_event", &["child_pid", "child_tid", "child_start_time"]),
         ("exit_event", &["exit_code"]),
         (
@@ -151,6 +165,22 @@ fn measure_layout(manifest: &Path, out: &Path) {
         ),
         ("dns_event", &["saddr", "daddr", "sport", "dport", "family", "direction", "payload_len", "total_len", "data"]),
         ("syscall_event", &["result", "args", "syscall_nr", "str1_len", "str2_len", "str3_len", "flags", "data"]),
+        (
+            "l7_event",
+            &[
+                "sock_id",
+                "saddr",
+                "daddr",
+                "sport",
+                "dport",
+                "family",
+                "direction",
+                "protocol",
+                "total_len",
+                "payload_len",
+                "data",
+            ],
+        ),
     ];
     let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"events.h\"\nint main(void) {\n");
     for (name, fields) in structs {

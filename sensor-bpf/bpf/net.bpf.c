@@ -6,13 +6,8 @@
  * DNS datagrams from the send/recv syscalls on UDP sockets with port 53.
  */
 #include "common.bpf.h"
+#include "sock.bpf.h"
 
-#define AF_INET_ 2
-#define AF_INET6_ 10
-#define IPPROTO_TCP_ 6
-#define IPPROTO_UDP_ 17
-#define S_IFMT_ 0170000
-#define S_IFSOCK_ 0140000
 #define DNS_PORT 53
 
 /* A tracked TCP connection: who owns it, since when, and its addresses
@@ -45,23 +40,6 @@ static __always_inline struct conn *get_conn_scratch(void)
 {
 	__u32 slot = 0;
 	return bpf_map_lookup_elem(&conn_scratch, &slot);
-}
-
-static __always_inline void read_addrs(const struct sock *sk, struct net_event *ev)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	ev->family = family;
-	ev->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	ev->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	__builtin_memset(ev->saddr, 0, 16);
-	__builtin_memset(ev->daddr, 0, 16);
-	if (family == AF_INET6_) {
-		BPF_CORE_READ_INTO(&ev->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&ev->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		BPF_CORE_READ_INTO((__u32 *)ev->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)ev->daddr, sk, __sk_common.skc_daddr);
-	}
 }
 
 static __always_inline void copy_addrs(struct net_event *dst, const struct net_event *src)
@@ -183,19 +161,6 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 		bpf_map_delete_elem(&conns, &key);
 	}
 	return 0;
-}
-
-/* The struct sock behind fd in the current task, or NULL if fd is no socket. */
-static __always_inline struct sock *fd_sock(long fd)
-{
-	struct file *f = fd_file(fd);
-	if (!f)
-		return NULL;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT_) != S_IFSOCK_)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	return BPF_CORE_READ(sock, sk);
 }
 
 static __always_inline int accept_exit(long ret)

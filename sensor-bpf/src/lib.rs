@@ -44,6 +44,11 @@ pub fn net() -> Object {
     Object { name: "net", bytes: object!("net") }
 }
 
+/// L7 payloads of HTTP, Redis and PostgreSQL connections (syscall tracepoints).
+pub fn l7() -> Object {
+    Object { name: "l7", bytes: object!("l7") }
+}
+
 /// Tiny programs of each type, for `sensor probe` (never attached by `run`).
 pub fn probe() -> Object {
     Object { name: "probe", bytes: object!("probe") }
@@ -62,8 +67,8 @@ pub mod testdata {
 }
 
 /// Every object the daemon loads, in load order.
-pub fn all() -> [Object; 3] {
-    [process(), file(), net()]
+pub fn all() -> [Object; 4] {
+    [process(), file(), net(), l7()]
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub const EV_SETUID: u32 = 21;
 pub const EV_MOUNT: u32 = 22;
 pub const EV_NAMESPACE: u32 = 23;
 pub const EV_UNIX_CONNECT: u32 = 24;
+pub const EV_L7: u32 = 25;
 /// Size of per-type arrays (lost counters, the enable mask).
 pub const EV_TYPE_MAX: u32 = 32;
 
@@ -51,6 +52,12 @@ pub const NET_DIR_OUTBOUND: u32 = 1;
 pub const NET_DIR_INBOUND: u32 = 2;
 pub const DNS_DIR_SEND: u16 = 1;
 pub const DNS_DIR_RECV: u16 = 2;
+pub const L7_PAYLOAD_MAX: usize = 256;
+pub const L7_DIR_SEND: u8 = 1;
+pub const L7_DIR_RECV: u8 = 2;
+pub const L7_PROTO_HTTP: u8 = 1;
+pub const L7_PROTO_REDIS: u8 = 2;
+pub const L7_PROTO_PG: u8 = 3;
 
 pub const PATH_FILTER_IGNORE: u32 = 1;
 pub const PATH_FILTER_WATCH: u32 = 2;
@@ -87,7 +94,7 @@ pub const TYPE_NAMES: [&str; EV_TYPE_MAX as usize] = [
     "mount",
     "namespace",
     "unix_connect",
-    "",
+    "l7",
     "",
     "",
     "",
@@ -102,6 +109,8 @@ pub const TYPE_NAMES: [&str; EV_TYPE_MAX as usize] = [
 pub fn event_kind(ty: u32) -> &'static str {
     match ty {
         EV_UNIX_CONNECT => "connect",
+        // raw payloads feed the L7 parsers, which emit `http`, `redis`, `pg`
+        EV_L7 => "l7",
         _ => TYPE_NAMES.get(ty as usize).copied().filter(|n| !n.is_empty()).unwrap_or("unknown"),
     }
 }
@@ -212,6 +221,22 @@ pub struct DnsEvent {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub struct L7Event {
+    pub hdr: EventHeader,
+    pub sock_id: u64,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+    pub direction: u8,
+    pub protocol: u8,
+    pub total_len: u32,
+    pub payload_len: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct SyscallEvent {
     pub hdr: EventHeader,
     pub result: i64,
@@ -241,7 +266,7 @@ pub trait Wire: sealed::Sealed + Copy {}
 macro_rules! wire {
     ($($t:ty),*) => { $(impl sealed::Sealed for $t {} impl Wire for $t {})* };
 }
-wire!(EventHeader, ExecEvent, ForkEvent, ExitEvent, FileEvent, NetEvent, DnsEvent, SyscallEvent);
+wire!(EventHeader, ExecEvent, ForkEvent, ExitEvent, FileEvent, NetEvent, DnsEvent, SyscallEvent, L7Event);
 
 /// Why a record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,6 +428,22 @@ mod tests {
         assert_eq!(offset_of!(DnsEvent, direction), c::DNS_EVENT_DIRECTION);
         assert_eq!(offset_of!(DnsEvent, payload_len), c::DNS_EVENT_PAYLOAD_LEN);
         assert_eq!(offset_of!(DnsEvent, total_len), c::DNS_EVENT_TOTAL_LEN);
+    }
+
+    #[test]
+    fn l7_matches_c() {
+        assert_eq!(size_of::<L7Event>(), c::L7_EVENT_DATA);
+        assert_eq!(size_of::<L7Event>(), c::L7_EVENT_SIZE);
+        assert_eq!(offset_of!(L7Event, sock_id), c::L7_EVENT_SOCK_ID);
+        assert_eq!(offset_of!(L7Event, saddr), c::L7_EVENT_SADDR);
+        assert_eq!(offset_of!(L7Event, daddr), c::L7_EVENT_DADDR);
+        assert_eq!(offset_of!(L7Event, sport), c::L7_EVENT_SPORT);
+        assert_eq!(offset_of!(L7Event, dport), c::L7_EVENT_DPORT);
+        assert_eq!(offset_of!(L7Event, family), c::L7_EVENT_FAMILY);
+        assert_eq!(offset_of!(L7Event, direction), c::L7_EVENT_DIRECTION);
+        assert_eq!(offset_of!(L7Event, protocol), c::L7_EVENT_PROTOCOL);
+        assert_eq!(offset_of!(L7Event, total_len), c::L7_EVENT_TOTAL_LEN);
+        assert_eq!(offset_of!(L7Event, payload_len), c::L7_EVENT_PAYLOAD_LEN);
     }
 
     #[test]

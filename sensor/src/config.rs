@@ -45,6 +45,8 @@ pub struct Config {
     pub admin_socket: Option<PathBuf>,
     /// The service topology built from connection events.
     pub topology: topology::TopologyConfig,
+    /// L7 request tracking (HTTP, Redis, PostgreSQL).
+    pub l7: crate::l7::L7Config,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -217,6 +219,9 @@ impl Config {
         {
             errs.push(format!("metrics.addr: {e}"));
         }
+        if let Err(e) = self.l7.validate() {
+            errs.push(format!("l7: {e}"));
+        }
         if let Err(e) = self.topology.validate() {
             errs.push(format!("topology: {e}"));
         }
@@ -254,7 +259,7 @@ mod tests {
         let c = Config::parse("").unwrap();
         c.validate().unwrap();
         assert_eq!(c.kernel.poll_interval_ms, 2);
-        assert_eq!(c.enabled_mask().count_ones(), 24);
+        assert_eq!(c.enabled_mask().count_ones(), 25);
     }
 
     #[test]
@@ -337,7 +342,8 @@ mod event_types {
     fn policy_knows_every_kernel_event_type() {
         for ty in 1..sensor_bpf::wire::EV_TYPE_MAX {
             let name = sensor_bpf::wire::event_kind(ty);
-            if name != "unknown" {
+            // raw L7 payloads become http/redis/pg events in the pipeline
+            if name != "unknown" && name != "l7" {
                 assert!(policy::EVENT_TYPES.contains(&name), "policy::EVENT_TYPES lacks {name}");
             }
         }

@@ -37,6 +37,24 @@ pub enum Body {
     Net(Net),
     Dns(Dns),
     Syscall(Syscall),
+    L7(L7),
+}
+
+/// The first bytes of a send or receive on a classified TCP connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct L7 {
+    pub sock_id: u64,
+    pub family: u16,
+    pub saddr: IpAddr,
+    pub sport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// L7_DIR_SEND / L7_DIR_RECV
+    pub direction: u8,
+    /// L7_PROTO_*
+    pub protocol: u8,
+    pub total_len: u32,
+    pub payload: Vec<u8>,
 }
 
 /// A security-relevant syscall (ptrace, module_load, bpf, memfd_create,
@@ -245,6 +263,23 @@ pub fn decode(buf: &[u8]) -> Result<Record, WireError> {
                 strs: [lossy(a), lossy(b), lossy(c)],
                 oldfd_is_socket: e.flags & wire::SC_OLDFD_IS_SOCKET != 0,
                 unix_abstract: e.flags & wire::SC_UNIX_ABSTRACT != 0,
+            })
+            .with_header(e.hdr)
+        }
+        wire::EV_L7 => {
+            let (e, data): (wire::L7Event, _) = fixed(buf, ty)?;
+            let [payload] = wire::split_fields(data, [e.payload_len as usize], ty)?;
+            Body::L7(L7 {
+                sock_id: e.sock_id,
+                family: e.family,
+                saddr: ip(e.family, &e.saddr),
+                sport: e.sport,
+                daddr: ip(e.family, &e.daddr),
+                dport: e.dport,
+                direction: e.direction,
+                protocol: e.protocol,
+                total_len: e.total_len,
+                payload: payload.to_vec(),
             })
             .with_header(e.hdr)
         }

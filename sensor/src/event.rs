@@ -351,6 +351,16 @@ impl Serialize for Event {
                 m.serialize_entry("net", &unix_connect_view(sc))?
             }
             Body::Syscall(sc) => m.serialize_entry("syscall", &syscall_view(self.kind, sc))?,
+            Body::L7(l) => {
+                m.serialize_entry(
+                    "net",
+                    &serde_json::json!({
+                        "proto": "tcp", "family": family_name(l.family),
+                        "saddr": l.saddr.to_string(), "sport": l.sport,
+                        "daddr": l.daddr.to_string(), "dport": l.dport, "sock_id": l.sock_id,
+                    }),
+                )?;
+            }
         }
         m.end()
     }

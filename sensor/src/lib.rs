@@ -9,6 +9,7 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod kernel;
+pub mod l7;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;

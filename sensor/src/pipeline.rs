@@ -91,6 +91,8 @@ pub struct Processor {
     pub host: Arc<str>,
     pub stats: Arc<PipelineStats>,
     pub topology: Option<crate::topo::Topology>,
+    /// Matches L7 payloads into requests; `l7_emit` says which become events.
+    pub l7: Option<(crate::l7::Tracker, String)>,
     last_error_log: Option<Instant>,
 }
 
@@ -104,6 +106,7 @@ impl Processor {
             host: Arc::from(host),
             stats,
             topology: None,
+            l7: None,
             last_error_log: None,
         }
     }
@@ -114,6 +117,12 @@ impl Processor {
     }
 
     pub fn handle_event(&mut self, ev: &Event) {
+        if let Some(payload) = crate::l7::payload(ev) {
+            // raw payloads are not events: their requests are
+            self.handle_l7(ev, payload);
+            self.stats.processed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if let Some(t) = &mut self.topology {
             t.observe(ev);
         }
@@ -129,6 +138,24 @@ impl Processor {
             }
         }
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn handle_l7(&mut self, ev: &Event, payload: &crate::decode::L7) {
+        let Some((tracker, emit)) = &mut self.l7 else { return };
+        let done = tracker.observe(ev.hdr.pid, ev.hdr.ts_boot_ns, payload);
+        let emit = emit.clone();
+        for c in done {
+            if let Some(t) = &mut self.topology {
+                t.request(&c);
+            }
+            if emit == "all" || (emit == "errors" && c.failed) {
+                let v = crate::l7::to_event(ev, &c);
+                if let Some(out) = &mut self.events_out {
+                    out.write(&v, &self.stats);
+                }
+                self.record_and_evaluate(&v);
+            }
+        }
     }
 
     /// A synthetic event (already a JSON object); ts and host are filled in.

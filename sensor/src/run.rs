@@ -165,6 +165,9 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
             Some(JsonLines::open(&events_out).map_err(|e| format!("cannot open --events-out {events_out}: {e}"))?);
     }
     processor.audit = audit.clone();
+    if cfg.kernel.events.iter().any(|e| e == "l7") {
+        processor.l7 = Some((crate::l7::Tracker::new(&cfg.l7), cfg.l7.emit.clone()));
+    }
     let topology_slot = crate::topo::TopologySlot::default();
     if cfg.topology.enabled {
         processor.topology = Some(crate::topo::Topology::new(&cfg.topology, topology_slot.clone()));

@@ -90,6 +90,18 @@ impl Topology {
         }
     }
 
+    /// A completed L7 request, seen by one end of its connection.
+    pub fn request(&mut self, c: &crate::l7::Completed) {
+        let obs = Observation::Request {
+            sock_id: c.sock_id,
+            client_side: c.client_side,
+            protocol: c.protocol,
+            failed: c.failed,
+            latency_ns: c.latency_ns,
+        };
+        self.graph.observe(&obs, Instant::now());
+    }
+
     /// Settles connections whose other end did not show, and publishes the
     /// snapshot about once a second. Called on every pipeline turn.
     pub fn tick(&mut self) {

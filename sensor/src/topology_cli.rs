@@ -53,7 +53,10 @@ pub fn render(topo: &serde_json::Value, format: Format) -> String {
                 "SENT".into(),
                 "RECEIVED".into(),
                 "CONNECT p50".into(),
-                "p99".into(),
+                "REQS".into(),
+                "REQ FAILED".into(),
+                "REQ p50".into(),
+                "REQ p99".into(),
             ]];
             for e in edges {
                 rows.push([
@@ -64,10 +67,13 @@ pub fn render(topo: &serde_json::Value, format: Format) -> String {
                     num(&e["bytes_sent"]).to_string(),
                     num(&e["bytes_received"]).to_string(),
                     seconds(&e["connect_p50_seconds"]),
-                    seconds(&e["connect_p99_seconds"]),
+                    num(&e["requests"]).to_string(),
+                    num(&e["requests_failed"]).to_string(),
+                    seconds(&e["request_p50_seconds"]),
+                    seconds(&e["request_p99_seconds"]),
                 ]);
             }
-            let mut widths = [0usize; 8];
+            let mut widths = [0usize; 10];
             for r in &rows {
                 for (w, c) in widths.iter_mut().zip(r) {
                     *w = (*w).max(c.chars().count().min(48));

@@ -279,3 +279,156 @@ fn a_reverse_proxy_shows_as_two_edges() {
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An HTTP/1.1 server whose `/slow` handler sleeps 50 ms and whose `/fail`
+/// answers 500. It logs its own time per request (from the handler's start to
+/// the response written): the ground truth the sensor's latency is held to.
+const HTTP_SERVER: &str = r#"
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+log = open(sys.argv[3], "a", buffering=1)
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        t0 = time.monotonic_ns()
+        if self.path.startswith("/slow"):
+            time.sleep(0.05)
+        code = 500 if self.path.startswith("/fail") else 200
+        body = b"ok\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        log.write("%s %d\n" % (self.path, time.monotonic_ns() - t0))
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+"#;
+
+#[test]
+fn http_requests_failures_and_latency_on_an_edge() {
+    let sensor = Sensor::start(
+        "[metrics]\naddr = \"127.0.0.1:0\"\n[l7]\nemit = \"all\"\n[topology]\njoin_window_ms = 500\n[pipeline]\nstats_interval_secs = 0\n",
+        &["--no-policy"],
+    );
+    let addr = metrics_addr(&sensor);
+    let subnet = (unique() % 200) as u8 + 20;
+    let ns = Netns::new(233, subnet);
+    let server_ip = format!("10.233.{subnet}.2");
+    let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-l7");
+    let script = dir.join("server.py");
+    std::fs::write(&script, HTTP_SERVER).unwrap();
+    // a copy of the interpreter under a unique name: the server node is unique
+    let python = dir.join(format!("l7-server-{}", unique() % 100_000));
+    let real_python = std::fs::canonicalize(
+        String::from_utf8(
+            Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap().stdout,
+        )
+        .unwrap()
+        .trim(),
+    )
+    .unwrap();
+    std::fs::copy(&real_python, &python).unwrap();
+    let server = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(&python)
+            .arg(&script)
+            .args([&server_ip, "8080"])
+            .arg(dir.join("server.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://{server_ip}:8080");
+    wait_until_served(&format!("{base}/ready"));
+    let server_node = format!("{}:8080", python.file_name().unwrap().to_str().unwrap());
+    let client = dir.join(format!("l7-client-{}", unique() % 100_000));
+    std::fs::copy("/usr/bin/curl", &client).unwrap();
+    let client_node = client.file_name().unwrap().to_str().unwrap().to_string();
+
+    // one keep-alive connection: 3 slow, 2 failing, 1 plain request; then a
+    // second connection with 1 more
+    let urls: Vec<String> = ["/slow/1", "/fail/a", "/slow/2", "/items/42", "/fail/b", "/slow/3"]
+        .iter()
+        .map(|p| format!("{base}{p}"))
+        .collect();
+    let out = Command::new(&client).arg("-s").args(&urls).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("ok").count(), 6);
+    let out = Command::new(&client).args(["-s", &format!("{base}/items/43")]).output().unwrap();
+    assert!(out.status.success());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = metrics(&addr);
+        let total = series(&text, "traces_service_graph_request_total", &client_node, &server_node);
+        let failed = series(&text, "traces_service_graph_request_failed_total", &client_node, &server_node);
+        if total == Some(7.0) && failed == Some(2.0) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "want 7 requests, 2 failed on {client_node} -> {server_node}; got {total:?}, {failed:?}:\n{}",
+            text.lines().filter(|l| l.contains("request")).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(series(&text, "sensor_topology_connections_total", &client_node, &server_node), Some(2.0));
+    let count = format!(
+        "traces_service_graph_request_server_seconds_count{{client=\"{client_node}\",server=\"{server_node}\"}} 7"
+    );
+    assert!(text.contains(&count), "{count}");
+    // 3 of 7 took >= 50 ms: the 0.05 bucket holds the other 4, the 0.1 bucket all 7
+    let bucket = |le: &str| {
+        let prefix = format!(
+            "traces_service_graph_request_server_seconds_bucket{{client=\"{client_node}\",server=\"{server_node}\",le=\"{le}\"}} "
+        );
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!((bucket("0.05"), bucket("0.1")), (Some(4.0), Some(7.0)), "{text}");
+
+    // the events: each request from both ends, the server's latency within 10% or 2 ms of the sleep
+    let events = sensor.matching(|e| s(e, &["type"]) == "http");
+    let server_side: Vec<_> = events
+        .iter()
+        .filter(|e| s(e, &["http", "role"]) == "server" && s(e, &["http", "path"]) != "/ready")
+        .filter(|e| s(e, &["process", "exe"]).ends_with(&*server_node.replace(":8080", "")))
+        .collect();
+    assert_eq!(server_side.len(), 7, "{events:#?}");
+    let own: std::collections::HashMap<String, f64> = std::fs::read_to_string(dir.join("server.log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(p, ns)| (p.to_string(), ns.parse::<f64>().unwrap() / 1e6)))
+        .collect();
+    for e in &server_side {
+        let path = s(e, &["http", "path"]);
+        let latency = u(e, &["http", "latency_ns"]) as f64 / 1e6;
+        let truth = own[path];
+        // the sensor's span (request read .. response sent) and the handler's
+        // own (handler start .. write returned) differ by parsing and wake-ups
+        let slack = (truth * 0.1).max(2.0);
+        assert!(
+            (latency - truth).abs() <= slack,
+            "{path}: the sensor saw {latency:.2} ms, the server took {truth:.2} ms"
+        );
+        if path.starts_with("/slow") {
+            assert!(latency >= 50.0, "{path}: {latency} ms for a 50 ms handler");
+        }
+        let status = u(e, &["http", "status"]);
+        assert_eq!(status, if path.starts_with("/fail") { 500 } else { 200 }, "{e}");
+        assert_eq!(e["failed"], status == 500);
+    }
+    let templates: std::collections::BTreeSet<&str> =
+        server_side.iter().map(|e| s(e, &["http", "path_template"])).collect();
+    assert!(templates.contains("/items/{id}") && templates.contains("/slow/{id}"), "{templates:?}");
+    let client_side = events
+        .iter()
+        .filter(|e| s(e, &["http", "role"]) == "client" && s(e, &["process", "exe"]) == client.to_str().unwrap())
+        .count();
+    assert_eq!(client_side, 7);
+    drop(server);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(dir);
+}

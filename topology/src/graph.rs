@@ -2,7 +2,7 @@
 //! both ends of each connection, with bounded tables everywhere.
 
 use crate::identity::Namer;
-use crate::{CloseStats, Observation, Proc, TopologyConfig};
+use crate::{CloseStats, Observation, Proc, Protocol, TopologyConfig};
 use lru::LruCache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -11,8 +11,11 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connect-latency histogram bucket bounds, seconds (Prometheus `le`).
-pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// Latency histogram bucket bounds, seconds (Prometheus `le`).
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// L7 requests remembered per connection still waiting to be joined.
+const PENDING_REQUESTS_MAX: usize = 64;
 
 const PENDING_MAX: usize = 65_536;
 const SOCKETS_MAX: usize = 65_536;
@@ -69,6 +72,15 @@ pub struct EdgeStats {
     pub duration_seconds_sum: f64,
     pub retransmits: u64,
     pub srtt_us_sum: u64,
+    /// L7 requests by protocol: (requests, failed, latency).
+    pub requests: BTreeMap<&'static str, RequestStats>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestStats {
+    pub requests: u64,
+    pub failed: u64,
+    pub latency: Histogram,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -80,6 +92,8 @@ pub struct GraphStats {
     pub unjoined: u64,
     pub joined: u64,
     pub pending_evicted: u64,
+    /// L7 requests on a connection the graph did not know (e.g. opened before the sensor).
+    pub requests_unattributed: u64,
 }
 
 type EdgeKey = (Arc<str>, Arc<str>);
@@ -91,16 +105,29 @@ enum Pending {
     Accept { server: Arc<str>, sock_id: u64, close: Option<CloseStats> },
 }
 
+#[derive(Clone, Copy)]
+struct RequestObs {
+    client_side: bool,
+    protocol: Protocol,
+    failed: bool,
+    latency_ns: u64,
+}
+
 struct PendingEntry {
     at: Instant,
     what: Pending,
+    /// L7 requests seen before the other end joined.
+    requests: Vec<RequestObs>,
 }
 
-/// Which end a tracked socket is, and its edge.
+/// Which end a tracked socket is, its edge, and whether both ends are on
+/// this host (then the client end carries the totals and the server end the
+/// request latency).
 #[derive(Clone)]
 struct SockRef {
     edge: EdgeKey,
     client_side: bool,
+    joined: bool,
 }
 
 pub struct Graph {
@@ -251,7 +278,7 @@ impl Graph {
             self.stats.pending_evicted += 1;
             self.settle(oldest, p);
         }
-        self.pending.insert(tuple, PendingEntry { at: now, what });
+        self.pending.insert(tuple, PendingEntry { at: now, what, requests: Vec::new() });
         self.order.push_back((now, tuple));
     }
 
@@ -269,11 +296,33 @@ impl Graph {
             }
         };
         self.count_connection(key.clone(), true, latency);
+        // the only end this host saw: its requests count
+        for r in &p.requests {
+            self.count_request(&key, r);
+        }
         match close {
             Some(c) => self.apply_close(&key, client_side, &c),
             None => {
-                self.socks.put(sock_id, SockRef { edge: key, client_side });
+                self.socks.put(sock_id, SockRef { edge: key, client_side, joined: false });
             }
+        }
+    }
+
+    fn count_request(&mut self, key: &EdgeKey, r: &RequestObs) {
+        let e = self.edge(key.clone());
+        let s = e.requests.entry(r.protocol.name()).or_default();
+        s.requests += 1;
+        if r.failed {
+            s.failed += 1;
+        }
+        s.latency.observe(r.latency_ns as f64 / 1e9);
+    }
+
+    /// Requests seen by the server end of a joined connection count; the
+    /// client end's view of the same requests does not (no double count).
+    fn joined_requests(&mut self, key: &EdgeKey, requests: &[RequestObs]) {
+        for r in requests.iter().filter(|r| !r.client_side) {
+            self.count_request(key, r);
         }
     }
 
@@ -314,15 +363,20 @@ impl Graph {
                     return;
                 }
                 match self.pending.remove(&tuple) {
-                    Some(PendingEntry { what: Pending::Accept { server, sock_id: server_sock, close }, .. }) => {
+                    Some(PendingEntry {
+                        what: Pending::Accept { server, sock_id: server_sock, close },
+                        requests,
+                        ..
+                    }) => {
                         self.stats.joined += 1;
                         let key = (client, server);
                         self.count_connection(key.clone(), true, Some(*latency_ns));
-                        if let Some(c) = close {
-                            self.apply_close(&key, false, &c);
-                        }
-                        let _ = server_sock;
-                        self.socks.put(*sock_id, SockRef { edge: key, client_side: true });
+                        self.joined_requests(&key, &requests);
+                        // the client end (this connect) carries the totals; a server end that
+                        // already closed said nothing the client end will not say
+                        let _ = close;
+                        self.socks.put(server_sock, SockRef { edge: key.clone(), client_side: false, joined: true });
+                        self.socks.put(*sock_id, SockRef { edge: key, client_side: true, joined: true });
                     }
                     _ => {
                         self.sock_tuple.put(*sock_id, tuple);
@@ -339,18 +393,23 @@ impl Graph {
                 match self.pending.remove(&tuple) {
                     Some(PendingEntry {
                         what: Pending::Connect { client, sock_id: client_sock, latency_ns, close },
+                        requests,
                         ..
                     }) => {
                         self.stats.joined += 1;
                         let key = (client, server);
                         self.count_connection(key.clone(), true, Some(latency_ns));
+                        self.joined_requests(&key, &requests);
                         match close {
                             Some(c) => self.apply_close(&key, true, &c),
                             None => {
-                                self.socks.put(client_sock, SockRef { edge: key, client_side: true });
+                                let r = SockRef { edge: key.clone(), client_side: true, joined: true };
+                                self.socks.put(client_sock, r);
                             }
                         }
-                        // the server end's close is not counted: the client end's carries the same totals
+                        // the server end's close is not counted (the client end's carries the
+                        // same totals), but its requests are
+                        self.socks.put(*sock_id, SockRef { edge: key, client_side: false, joined: true });
                     }
                     _ => {
                         self.sock_tuple.put(*sock_id, tuple);
@@ -376,8 +435,33 @@ impl Graph {
                 }
                 if let Some(r) = self.socks.pop(sock_id)
                     && r.client_side == *outbound
+                    && (r.client_side || !r.joined)
                 {
                     self.apply_close(&r.edge, r.client_side, stats);
+                }
+            }
+            Observation::Request { sock_id, client_side, protocol, failed, latency_ns } => {
+                let obs = RequestObs {
+                    client_side: *client_side,
+                    protocol: *protocol,
+                    failed: *failed,
+                    latency_ns: *latency_ns,
+                };
+                if let Some(tuple) = self.sock_tuple.peek(sock_id).copied()
+                    && let Some(p) = self.pending.get_mut(&tuple)
+                {
+                    if p.requests.len() < PENDING_REQUESTS_MAX {
+                        p.requests.push(obs);
+                    }
+                    return;
+                }
+                match self.socks.get(sock_id).cloned() {
+                    Some(r) if r.client_side == *client_side => {
+                        if !r.joined || !r.client_side {
+                            self.count_request(&r.edge, &obs);
+                        }
+                    }
+                    _ => self.stats.requests_unattributed += 1,
                 }
             }
             Observation::DnsAnswer { name, addr } => {
@@ -401,6 +485,11 @@ impl Graph {
                 retransmits: e.retransmits,
                 connect_p50_seconds: e.connect_latency.quantile(0.5),
                 connect_p99_seconds: e.connect_latency.quantile(0.99),
+                requests: e.requests.values().map(|r| r.requests).sum(),
+                requests_failed: e.requests.values().map(|r| r.failed).sum(),
+                request_p50_seconds: merged_latency(e).quantile(0.5),
+                request_p99_seconds: merged_latency(e).quantile(0.99),
+                protocols: e.requests.keys().map(|p| p.to_string()).collect(),
                 stats: e.clone(),
             });
             let out = nodes.entry(client.clone()).or_insert_with(|| NodeSnapshot::named(client));
@@ -458,8 +547,26 @@ pub struct EdgeSnapshot {
     pub retransmits: u64,
     pub connect_p50_seconds: Option<f64>,
     pub connect_p99_seconds: Option<f64>,
+    pub requests: u64,
+    pub requests_failed: u64,
+    pub request_p50_seconds: Option<f64>,
+    pub request_p99_seconds: Option<f64>,
+    pub protocols: Vec<String>,
     #[serde(skip)]
     pub stats: EdgeStats,
+}
+
+/// All protocols' request latencies of an edge in one histogram.
+pub fn merged_latency(e: &EdgeStats) -> Histogram {
+    let mut h = Histogram::default();
+    for r in e.requests.values() {
+        for (a, b) in h.buckets.iter_mut().zip(r.latency.buckets) {
+            *a += b;
+        }
+        h.count += r.latency.count;
+        h.sum_seconds += r.latency.sum_seconds;
+    }
+    h
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -643,5 +750,69 @@ mod tests {
         crate::render(&g.snapshot(), &mut text);
         assert_eq!(text.lines().filter(|l| l.starts_with("sensor_topology_connections_total{")).count(), 100);
         assert!(text.contains("sensor_topology_edges_evicted_total 900"));
+    }
+
+    #[test]
+    fn requests_count_once_from_the_server_end_even_before_the_join() {
+        let mut g = Graph::new(&TopologyConfig::default());
+        let t0 = Instant::now();
+        let (c, s) = (sa("10.0.0.1:41000"), sa("10.0.0.2:80"));
+        let req = |sock_id, client_side, failed, ms: u64| Observation::Request {
+            sock_id,
+            client_side,
+            protocol: Protocol::Http,
+            failed,
+            latency_ns: ms * 1_000_000,
+        };
+        g.observe(
+            &Observation::Connect {
+                proc: p(1, "/usr/bin/curl"),
+                sock_id: 1,
+                local: c,
+                remote: s,
+                ok: true,
+                latency_ns: 1,
+            },
+            t0,
+        );
+        // the client's view arrives while the connect still waits for its accept
+        g.observe(&req(1, true, false, 12), t0);
+        g.observe(&Observation::Accept { proc: p(2, "/usr/sbin/nginx"), sock_id: 2, local: s, remote: c }, t0);
+        g.observe(&req(1, true, false, 12), t0);
+        g.observe(&req(2, false, false, 10), t0);
+        g.observe(&req(2, false, true, 10), t0);
+        let snap = g.snapshot();
+        let e = edge(&snap, "curl", "nginx:80").unwrap();
+        assert_eq!((e.requests, e.requests_failed), (2, 1), "{snap:#?}");
+        assert_eq!(e.request_p50_seconds, Some(0.01));
+        let mut text = String::new();
+        crate::render(&snap, &mut text);
+        assert!(text.contains("traces_service_graph_request_total{client=\"curl\",server=\"nginx:80\"} 2\n"), "{text}");
+        assert!(text.contains("traces_service_graph_request_failed_total{client=\"curl\",server=\"nginx:80\"} 1\n"));
+        assert!(
+            text.contains("traces_service_graph_request_server_seconds_count{client=\"curl\",server=\"nginx:80\"} 2\n")
+        );
+        assert!(
+            text.contains("sensor_topology_requests_total{client=\"curl\",server=\"nginx:80\",protocol=\"http\"} 2\n")
+        );
+        // a remote server: the client's view is all there is
+        g.observe(
+            &Observation::Connect {
+                proc: p(1, "/usr/bin/curl"),
+                sock_id: 5,
+                local: sa("10.0.0.1:41001"),
+                remote: sa("203.0.113.9:443"),
+                ok: true,
+                latency_ns: 1,
+            },
+            t0,
+        );
+        g.observe(&req(5, true, false, 30), t0);
+        g.tick(t0 + Duration::from_secs(10));
+        g.observe(&req(5, true, false, 30), t0);
+        assert_eq!(edge(&g.snapshot(), "curl", "203.0.113.9:443").map(|e| e.requests), Some(2));
+        // a request on a connection never seen
+        g.observe(&req(99, true, false, 1), t0);
+        assert_eq!(g.stats().requests_unattributed, 1);
     }
 }

@@ -15,7 +15,7 @@ mod graph;
 mod identity;
 mod prometheus;
 
-pub use graph::{EdgeSnapshot, Graph, GraphStats, NodeSnapshot, Snapshot};
+pub use graph::{EdgeSnapshot, Graph, GraphStats, Histogram, NodeSnapshot, Snapshot};
 pub use identity::{NameRule, TopologyConfig};
 pub use prometheus::render;
 
@@ -43,6 +43,29 @@ pub enum Observation<'a> {
     Close { sock_id: u64, outbound: bool, stats: CloseStats },
     /// A DNS answer: `addr` is known as `name`.
     DnsAnswer { name: &'a str, addr: std::net::IpAddr },
+    /// An L7 request and its response on a connection, seen by one end
+    /// (`client_side`: the end that connected). When both ends are on this
+    /// host the server's view counts (its latency is the server's time).
+    Request { sock_id: u64, client_side: bool, protocol: Protocol, failed: bool, latency_ns: u64 },
+}
+
+/// L7 protocols the sensor parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    Redis,
+    Pg,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Redis => "redis",
+            Protocol::Pg => "pg",
+        }
+    }
 }
 
 /// Totals of a closed connection, from this end's point of view.

@@ -1,11 +1,19 @@
 //! The topology as Prometheus series. Labels are service names, bounded by
 //! the edge cap (`max_edges`): at most 2 x max_edges label pairs per metric.
 
-use crate::graph::{LATENCY_BUCKETS, Snapshot};
+use crate::graph::{Histogram, LATENCY_BUCKETS, Snapshot, merged_latency};
 use std::fmt::Write;
 
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}", h.sum_seconds, h.count);
 }
 
 /// Appends the topology series to `out` (Prometheus text format 0.0.4).
@@ -33,13 +41,55 @@ pub fn render(s: &Snapshot, out: &mut String) {
     let name = "sensor_topology_connect_seconds";
     let _ = writeln!(out, "# HELP {name} Connect latency (SYN sent to established).\n# TYPE {name} histogram");
     for e in &s.edges {
-        let h = &e.stats.connect_latency;
         let l = format!("client=\"{}\",server=\"{}\"", label(&e.client), label(&e.server));
-        for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{{l},le=\"{bound}\"}} {n}");
+        histogram(out, name, &l, &e.stats.connect_latency);
+    }
+    // L7 requests per protocol, and Grafana Tempo's service-graph series
+    // (a request is an L7 request; edges without L7 traffic have none)
+    let name = "sensor_topology_requests_total";
+    let failed = "sensor_topology_requests_failed_total";
+    let mut failed_lines = String::new();
+    let _ = writeln!(out, "# HELP {name} L7 requests by protocol.\n# TYPE {name} counter");
+    for e in &s.edges {
+        for (proto, r) in &e.stats.requests {
+            let l = format!("client=\"{}\",server=\"{}\",protocol=\"{proto}\"", label(&e.client), label(&e.server));
+            let _ = writeln!(out, "{name}{{{l}}} {}", r.requests);
+            let _ = writeln!(failed_lines, "{failed}{{{l}}} {}", r.failed);
         }
-        let _ = writeln!(out, "{name}_bucket{{{l},le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "{name}_sum{{{l}}} {}\n{name}_count{{{l}}} {}", h.sum_seconds, h.count);
+    }
+    let _ = write!(
+        out,
+        "# HELP {failed} Failed L7 requests (HTTP 5xx, RESP errors, PostgreSQL ErrorResponse).\n# TYPE {failed} counter\n{failed_lines}"
+    );
+    let total = "traces_service_graph_request_total";
+    let failed = "traces_service_graph_request_failed_total";
+    let seconds = "traces_service_graph_request_server_seconds";
+    let with_requests: Vec<_> = s.edges.iter().filter(|e| e.requests > 0).collect();
+    let _ = writeln!(
+        out,
+        "# HELP {total} Requests between services (Tempo service-graph convention).\n# TYPE {total} counter"
+    );
+    for e in &with_requests {
+        let _ =
+            writeln!(out, "{total}{{client=\"{}\",server=\"{}\"}} {}", label(&e.client), label(&e.server), e.requests);
+    }
+    let _ = writeln!(out, "# TYPE {failed} counter");
+    for e in &with_requests {
+        let _ = writeln!(
+            out,
+            "{failed}{{client=\"{}\",server=\"{}\"}} {}",
+            label(&e.client),
+            label(&e.server),
+            e.requests_failed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {seconds} Request latency: the server's time when it runs on this host, else the client's.\n# TYPE {seconds} histogram"
+    );
+    for e in &with_requests {
+        let l = format!("client=\"{}\",server=\"{}\"", label(&e.client), label(&e.server));
+        histogram(out, seconds, &l, &merged_latency(&e.stats));
     }
     let st = &s.stats;
     let _ = writeln!(

@@ -40,6 +40,7 @@ enum event_type {
 	EV_MOUNT = 22,
 	EV_NAMESPACE = 23, /* setns, unshare */
 	EV_UNIX_CONNECT = 24, /* connect on an AF_UNIX socket (struct syscall_event) */
+	EV_L7 = 25,           /* a TCP payload of a recognised protocol (struct l7_event) */
 	EV_TYPE_MAX = 32,  /* size of per-type arrays (lost counters, enable mask) */
 };
 
@@ -191,6 +192,34 @@ struct syscall_event {
 	unsigned short str3_len;
 	unsigned short flags;
 	unsigned int _pad;
+	char data[];
+};
+
+/*
+ * The first bytes of a send or receive on a TCP socket whose connection
+ * carries a protocol the kernel side recognised (an HTTP/1.x request line, a
+ * RESP array, a PostgreSQL startup or query). Only those connections leave
+ * the kernel; user space parses requests, responses and latency.
+ * data = payload (payload_len bytes, at most L7_PAYLOAD_MAX).
+ */
+#define L7_PAYLOAD_MAX 256
+#define L7_DIR_SEND 1
+#define L7_DIR_RECV 2
+#define L7_PROTO_HTTP 1
+#define L7_PROTO_REDIS 2
+#define L7_PROTO_PG 3
+struct l7_event {
+	struct event_header hdr;
+	unsigned long long sock_id; /* the kernel socket, as in net_event */
+	unsigned char saddr[16];    /* local end */
+	unsigned char daddr[16];    /* remote end */
+	unsigned short sport;
+	unsigned short dport;
+	unsigned short family;
+	unsigned char direction;    /* L7_DIR_* */
+	unsigned char protocol;     /* L7_PROTO_* */
+	unsigned int total_len;     /* bytes the call moved */
+	unsigned int payload_len;   /* bytes copied into data */
 	char data[];
 };
 
