@@ -138,15 +138,10 @@ static __always_inline bool filtered(struct scratch *s, struct file_event *ev, b
 	return action && *action == PATH_FILTER_IGNORE && read_only;
 }
 
-static __always_inline int file_exit(long ret)
+/* Builds and sends the record of one finished operation (both mechanisms). */
+static __always_inline int file_emit(struct pending *pending, long ret)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pending *pp = bpf_task_storage_get(&pending_map, task, 0, 0);
-	if (!pp || pp->type == 0)
-		return 0;
-	struct pending p = *pp;
-	pp->type = 0;
-
+	struct pending p = *pending;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
@@ -197,6 +192,17 @@ static __always_inline int file_exit(long ret)
 		off = SCRATCH_MASK;
 	emit(s->buf, off, p.type);
 	return 0;
+}
+
+static __always_inline int file_exit(long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pending *pp = bpf_task_storage_get(&pending_map, task, 0, 0);
+	if (!pp || pp->type == 0)
+		return 0;
+	struct pending p = *pp;
+	pp->type = 0;
+	return file_emit(&p, ret);
 }
 
 #define ARG(i) (ctx->args[i])
@@ -402,3 +408,65 @@ int enter_symlinkat(struct trace_event_raw_sys_enter *ctx)
 	return stash(&p);
 }
 FILE_EXIT(symlinkat)
+
+/*
+ * ---- the open family through fexit (kernels with BPF trampolines) ----
+ *
+ * open, creat, openat and openat2 all end in do_sys_openat2(dfd, filename,
+ * how). One fexit program there sees the arguments and the result together:
+ * no enter/exit pair, no per-thread pending slot that a lost exit (a signal,
+ * a ptrace stop, a program attached between the two) could leave stale, and
+ * one BPF invocation per open instead of two tracepoint hits. It still sees
+ * failed opens and the fd, which lsm/file_open cannot: that hook runs inside
+ * the open, before there is an fd or a result, and never for an open that
+ * fails in the path lookup. The record is the one file_exit sends, field for
+ * field: the syscall number and the flags/mode as the caller passed them come
+ * from the task's saved user registers (do_sys_open adds O_LARGEFILE and
+ * clears a mode without O_CREAT; the tracepoints report the raw arguments).
+ *
+ * Runs in process context after the open, like the syscall tracepoints, so
+ * the per-CPU scratch is safe to use here too (see common.bpf.h).
+ * The loader tries this program first and falls back to the tracepoints
+ * above when the kernel refuses it (no trampolines, no BTF for the function).
+ */
+#define NR_open_ 2
+#define NR_creat_ 85
+#define NR_openat_ 257
+#define NR_openat2_ 437
+#define O_LARGEFILE_ 0100000
+
+SEC("fexit/do_sys_openat2")
+int BPF_PROG(fexit_do_sys_openat2, int dfd, const char *filename, struct open_how *how, int ret)
+{
+	/* `ret` is long on 6.1 and int on newer kernels: an fd or -errno fits both */
+	if (!type_enabled(EV_OPEN) || is_self())
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	struct pending p = { .type = EV_OPEN, .nr = (__u32)nr, .fd = -1, .dfd1 = dfd, .dfd2 = AT_FDCWD_ };
+	p.p1 = filename;
+	switch (nr) {
+	case NR_open_:
+		p.flags = BPF_CORE_READ(regs, si);
+		p.mode = BPF_CORE_READ(regs, dx);
+		break;
+	case NR_creat_:
+		p.flags = O_CREAT_ | O_WRONLY_ | O_TRUNC_;
+		p.mode = BPF_CORE_READ(regs, si);
+		break;
+	case NR_openat_:
+		p.flags = BPF_CORE_READ(regs, dx);
+		p.mode = BPF_CORE_READ(regs, r10);
+		break;
+	default:
+		/* openat2 (the kernel's copy of the caller's open_how), or a caller
+		 * that is no syscall: the kernel's view without its own addition */
+		p.flags = BPF_CORE_READ(how, flags);
+		p.mode = BPF_CORE_READ(how, mode);
+		if (nr != NR_openat2_)
+			p.flags &= ~O_LARGEFILE_;
+		break;
+	}
+	return file_emit(&p, ret);
+}

@@ -218,14 +218,14 @@ static __always_inline __u16 user_str(struct scratch *s, __u32 off, __u64 uptr, 
 	return n > 0 ? n : 0;
 }
 
-static __always_inline int sc_exit(long ret)
+/*
+ * Builds and sends the record of one finished syscall. `kaddr` is the
+ * kernel's copy of a connect's sockaddr when the caller has it (the fexit
+ * variant), else NULL and the path is read from the caller's memory.
+ */
+static __always_inline int sc_emit(struct sc_pending *pending, long ret, const void *kaddr)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct sc_pending *pp = bpf_task_storage_get(&sc_pending_map, task, 0, 0);
-	if (!pp || pp->type == 0)
-		return 0;
-	struct sc_pending p = *pp;
-	pp->type = 0;
+	struct sc_pending p = *pending;
 	/* unix connects: successes and permission failures (probing); a missing
 	 * or refused socket (e.g. nscd absent, on every user lookup) is noise */
 	if (p.type == EV_UNIX_CONNECT && ret != 0 && ret != -EACCES_ && ret != -EPERM_)
@@ -288,15 +288,23 @@ static __always_inline int sc_exit(long ret)
 	case EV_UNIX_CONNECT: {
 		/* sockaddr_un: sa_family, then sun_path; a leading NUL marks an
 		 * abstract name (not NUL-terminated: bounded by the buffer) */
-		__u64 sun_path = p.args[1] + 2;
+		__u64 sun_path = kaddr ? (__u64)kaddr + 2 : p.args[1] + 2;
 		char first = 0;
-		if (bpf_probe_read_user(&first, 1, (const void *)sun_path) != 0)
+		long rc = kaddr ? bpf_probe_read_kernel(&first, 1, (const void *)sun_path)
+				: bpf_probe_read_user(&first, 1, (const void *)sun_path);
+		if (rc != 0)
 			break;
 		if (first == 0) {
 			ev->flags |= SC_UNIX_ABSTRACT;
 			sun_path += 1;
 		}
-		ev->str1_len = user_str(s, off, sun_path, UNIX_PATH_MAX_);
+		if (kaddr) {
+			long n = bpf_probe_read_kernel_str(&s->buf[off & SCRATCH_MASK], UNIX_PATH_MAX_,
+							   (const void *)sun_path);
+			ev->str1_len = n > 0 ? n : 0;
+		} else {
+			ev->str1_len = user_str(s, off, sun_path, UNIX_PATH_MAX_);
+		}
 		off += ev->str1_len;
 		break;
 	}
@@ -307,6 +315,17 @@ static __always_inline int sc_exit(long ret)
 		off = SCRATCH_MASK;
 	emit(s->buf, off, p.type);
 	return 0;
+}
+
+static __always_inline int sc_exit(long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sc_pending *pp = bpf_task_storage_get(&sc_pending_map, task, 0, 0);
+	if (!pp || pp->type == 0)
+		return 0;
+	struct sc_pending p = *pp;
+	pp->type = 0;
+	return sc_emit(&p, ret, NULL);
 }
 
 #define SC_EXIT(name)                                                                              \
@@ -418,3 +437,44 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
 	return sc_stash(ctx, EV_UNIX_CONNECT, 0, 3);
 }
 SC_EXIT(connect)
+
+/*
+ * ---- AF_UNIX connects through fexit (kernels with BPF trampolines) ----
+ *
+ * __sys_connect_file(file, address, addrlen, flags) is where every connect
+ * lands after the sockaddr was copied in: the connect syscall and io_uring's
+ * IORING_OP_CONNECT (which the syscall tracepoints never see). At its return
+ * one program has the result and the kernel's own copy of the address, so
+ * the path reported is the one the kernel used: the tracepoint variant reads
+ * the caller's memory again after the call, which another thread of the
+ * caller may have rewritten meanwhile. The result includes an LSM's denial
+ * (security_socket_connect runs inside this function), which a hook on the
+ * protocol's connect (unix_stream_connect) would miss, and lsm/socket_connect
+ * runs before the connect and so cannot say whether it succeeded.
+ * Same record as the tracepoint pair: args are the syscall's raw arguments,
+ * from the task's saved user registers.
+ */
+#define NR_connect_ 42
+
+SEC("fexit/__sys_connect_file")
+int BPF_PROG(fexit___sys_connect_file, struct file *file, struct __kernel_sockaddr_storage *address, int addrlen,
+	     int file_flags, int ret)
+{
+	if (!type_enabled(EV_UNIX_CONNECT) || is_self())
+		return 0;
+	if (BPF_CORE_READ(address, ss_family) != AF_UNIX_)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct sc_pending p = { .type = EV_UNIX_CONNECT };
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	p.nr = (__u32)nr;
+	if (nr == NR_connect_) {
+		p.args[0] = BPF_CORE_READ(regs, di);
+		p.args[1] = BPF_CORE_READ(regs, si);
+		p.args[2] = BPF_CORE_READ(regs, dx);
+	} else {
+		p.args[2] = addrlen;
+	}
+	return sc_emit(&p, ret, address);
+}

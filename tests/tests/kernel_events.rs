@@ -424,3 +424,81 @@ fn a_path_deeper_than_the_walk_bound_is_flagged_and_still_complete() {
     assert_eq!(get(&ev, &["file", "truncated"]), true, "{ev}");
     assert_eq!(get(&ev, &["file", "resolved"]), false, "taken from the caller's string: {ev}");
 }
+
+/// The mechanism per capability `sensor probe --json` reports on this kernel.
+fn probe_mechanisms() -> Vec<Value> {
+    let out = Command::new(sensor_e2e::sensor_bin()).args(["probe", "--json"]).output().unwrap();
+    assert!(out.status.success(), "sensor probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("probe --json is JSON");
+    report["capabilities"].as_array().expect("capabilities").clone()
+}
+
+/// The kernel decides, by loading: `sensor run` logs the mechanism of every
+/// capability at start, the same one `sensor probe` reports, and a preferred
+/// variant the kernel refused is logged with its program and the kernel's
+/// reason (on the build machines' kernel fexit does not load, so this is the
+/// fallback path). In the VM, SENSOR_E2E_EXPECT_MECHANISMS ("cap=kind ...")
+/// pins what that kernel must get, so a variant that silently stopped
+/// loading fails here rather than passing through the tracepoints.
+#[test]
+fn each_capability_gets_a_mechanism_by_loading_and_it_is_logged() {
+    let sensor = shared();
+    let caps = probe_mechanisms();
+    let log = sensor.stderr();
+    let kind_of =
+        |cap: &str| caps.iter().find(|c| c["capability"] == cap).map(|c| c["kind"].as_str().unwrap().to_string());
+    for cap in ["exec", "file.open", "file.modify", "connect.unix", "connect.tcp"] {
+        assert!(kind_of(cap).is_some(), "probe reports no mechanism for {cap}: {caps:?}");
+    }
+    for c in &caps {
+        let (cap, mechanism) = (c["capability"].as_str().unwrap(), c["mechanism"].as_str().unwrap());
+        assert!(
+            log.contains(&format!("capability {cap}: {mechanism}")),
+            "start log lacks the mechanism of {cap} ({mechanism}):\n{log}"
+        );
+        if let Some(why) = c.get("fallback_reason").and_then(Value::as_str) {
+            assert!(why.starts_with("fexit_") || why.starts_with("SENSOR_KERNEL_PREFER"), "{cap}: {why}");
+            assert!(log.contains(&format!("capability {cap}: fexit not used ({why})")), "{cap}:\n{log}");
+        }
+    }
+    assert_eq!(kind_of("exec").as_deref(), Some("tp_btf"), "exec is tp_btf on every kernel");
+    if let Ok(expect) = std::env::var("SENSOR_E2E_EXPECT_MECHANISMS") {
+        for pair in expect.split_whitespace() {
+            let (cap, kind) = pair.split_once('=').expect("cap=kind");
+            assert_eq!(kind_of(cap).as_deref(), Some(kind), "{cap} on this kernel: {caps:?}");
+        }
+    }
+}
+
+/// open(2) and creat(2), the legacy syscalls, report the caller's own flags
+/// and mode through either mechanism (do_sys_openat2, where the fexit variant
+/// hooks, sees O_LARGEFILE added and a mode without O_CREAT cleared), and the
+/// syscall that made them.
+#[test]
+fn legacy_open_and_creat_report_the_callers_flags_and_mode() {
+    let sensor = shared();
+    let dir = test_dir(&shared_root(), "legacy");
+    let made = dir.join("made.txt");
+    let made_c = CString::new(made.to_str().unwrap()).unwrap();
+    // SAFETY: valid NUL-terminated paths; the fds are closed below.
+    let (creat_fd, open_fd) = unsafe {
+        let c = libc::syscall(libc::SYS_creat, made_c.as_ptr(), 0o640);
+        let o = libc::syscall(libc::SYS_open, made_c.as_ptr(), libc::O_RDONLY, 0o777);
+        (c, o)
+    };
+    assert!(creat_fd >= 0 && open_fd >= 0, "creat {creat_fd}, open {open_fd}");
+    // SAFETY: closing fds this test opened.
+    unsafe {
+        libc::close(creat_fd as i32);
+        libc::close(open_fd as i32);
+    }
+    let path = made.to_str().unwrap();
+    let mine = |e: &Value| is(e, "open") && u(e, &["process", "pid"]) == me() && s(e, &["file", "path"]) == path;
+    let creat = sensor.wait_for("creat", |e| mine(e) && u(e, &["file", "mode"]) == 0o640);
+    assert_eq!(u(&creat, &["file", "flags_raw"]), (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64);
+    assert_eq!(get(&creat, &["file", "result"]).as_i64(), Some(creat_fd));
+    assert_eq!(get(&creat, &["file", "resolved"]), true);
+    let open = sensor.wait_for("open", |e| mine(e) && u(e, &["file", "flags_raw"]) == 0);
+    assert_eq!(u(&open, &["file", "mode"]), 0o777, "the mode argument as passed, though O_CREAT is absent");
+    assert_eq!(get(&open, &["file", "result"]).as_i64(), Some(open_fd));
+}

@@ -4,6 +4,14 @@
 //! One `Ebpf` per hook family (process, file, net): each has its own ring
 //! buffer, so one family's storm cannot crowd out another's events. Dropping
 //! `Kernel` detaches every program.
+//!
+//! Mechanisms: some capabilities have a preferred variant (fexit programs,
+//! which need BPF trampolines) next to the tracepoint programs every kernel
+//! runs. The loader decides per capability by trying: it loads and attaches
+//! the preferred programs, and when the kernel refuses them it logs the
+//! program and the kernel's reason and attaches the tracepoint programs
+//! instead. Both produce the same records (see `VARIANTS`). The choice is in
+//! `Kernel::mechanisms`, logged at start and reported by `sensor probe`.
 
 pub mod mounts;
 pub mod probe;
@@ -11,9 +19,10 @@ pub mod reader;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, ProgramError, TracePoint};
+use aya::programs::{BtfTracePoint, FExit, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use sensor_bpf::wire;
+use std::collections::HashSet;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,14 +64,122 @@ pub struct Loaded {
     pub attached: Vec<String>,
     /// Programs whose hook this kernel does not have (e.g. an optional syscall).
     pub skipped: Vec<(String, String)>,
+    /// How each of this object's capabilities is observed.
+    pub mechanisms: Vec<Mechanism>,
 }
 
 pub struct Kernel {
     pub objects: Vec<Loaded>,
 }
 
+/// How one capability is observed on this kernel.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mechanism {
+    pub capability: &'static str,
+    /// Program type: "fexit", "tracepoint" or "tp_btf".
+    pub kind: &'static str,
+    /// The hooks, for people.
+    pub mechanism: &'static str,
+    /// Why the preferred variant is not used: its program and the kernel's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+/// A capability with two implementations that send the same records: a
+/// preferred one that needs newer kernel features, and the tracepoint
+/// programs it stands in for when it loads.
+pub struct Variant {
+    pub capability: &'static str,
+    pub object: &'static str,
+    /// Loaded and attached first, all or nothing.
+    pub preferred: &'static [&'static str],
+    pub preferred_kind: &'static str,
+    pub preferred_mechanism: &'static str,
+    /// Not loaded when the preferred programs attached.
+    pub fallback: &'static [&'static str],
+    pub fallback_mechanism: &'static str,
+}
+
+/// Preferred variants, per capability. Why these and not others (also in the
+/// README's "Kernel matrix" section):
+///  - file.open: fexit on do_sys_openat2 sees arguments and result in one
+///    program (no enter/exit pair and per-thread pending slot), including the
+///    fd and failed opens. lsm/file_open would give neither (it runs inside
+///    the open, before the fd exists, and never for a failed lookup).
+///  - connect.unix: fexit on __sys_connect_file has the kernel's copy of the
+///    sockaddr (the tracepoints re-read the caller's memory), the result
+///    including an LSM's denial, and io_uring connects too. lsm/socket_connect
+///    runs before the connect and cannot report its result.
+///  - exec, fork, exit, TCP life cycle: tp_btf already runs everywhere the
+///    sensor does and sees everything (lsm/bprm_check_security runs before the
+///    new image has its argv, so it cannot fill the same exec record).
+///  - unlink, rename, chmod, link, symlink: the syscall tracepoints; the
+///    kernel functions behind them free the name before they return, so an
+///    fexit variant would need an fentry/fexit pair with the same pending
+///    state the tracepoints keep.
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        capability: "file.open",
+        object: "file",
+        preferred: &["fexit_do_sys_openat2"],
+        preferred_kind: "fexit",
+        preferred_mechanism: "fexit do_sys_openat2 (open, creat, openat, openat2)",
+        fallback: &[
+            "enter_open",
+            "exit_open",
+            "enter_creat",
+            "exit_creat",
+            "enter_openat",
+            "exit_openat",
+            "enter_openat2",
+            "exit_openat2",
+        ],
+        fallback_mechanism: "tracepoints syscalls/sys_{enter,exit}_{open,creat,openat,openat2}",
+    },
+    Variant {
+        capability: "connect.unix",
+        object: "process",
+        preferred: &["fexit___sys_connect_file"],
+        preferred_kind: "fexit",
+        preferred_mechanism: "fexit __sys_connect_file (connect syscall and io_uring)",
+        fallback: &["enter_connect", "exit_connect"],
+        fallback_mechanism: "tracepoints syscalls/sys_{enter,exit}_connect",
+    },
+];
+
+/// Capabilities with one implementation on every kernel, per object.
+const FIXED: &[(&str, &str, &str, &str)] = &[
+    ("process", "exec", "tp_btf", "tp_btf sched_process_exec"),
+    ("process", "fork.exit", "tp_btf", "tp_btf sched_process_fork, sched_process_exit"),
+    (
+        "process",
+        "syscalls",
+        "tracepoint",
+        "tracepoints syscalls/sys_{enter,exit}_* (ptrace, bpf, modules, memfd, socket, dup, set*id, mount, namespaces)",
+    ),
+    ("file", "file.modify", "tracepoint", "tracepoints syscalls/sys_{enter,exit}_{unlink,rename,chmod,link,symlink}*"),
+    (
+        "net",
+        "connect.tcp",
+        "tp_btf",
+        "tp_btf inet_sock_set_state (connect, listen, close) + tracepoints sys_exit_accept*",
+    ),
+    ("net", "dns", "tracepoint", "tracepoints syscalls/sys_{enter,exit}_{sendto,sendmsg,sendmmsg,recvfrom,recvmsg}"),
+];
+
+/// `SENSOR_KERNEL_PREFER=tracepoint` skips every preferred variant (for
+/// comparing the two on one kernel, and for working around a kernel bug).
+pub const PREFER_ENV: &str = "SENSOR_KERNEL_PREFER";
+
+fn prefer_tracepoints() -> bool {
+    std::env::var(PREFER_ENV).map(|v| v == "tracepoint").unwrap_or(false)
+}
+
 /// Where a program attaches, from its name (see the .bpf.c files).
 fn attach_target(prog_name: &str) -> Option<(&'static str, String)> {
+    if let Some(func) = prog_name.strip_prefix("fexit_") {
+        return Some(("fexit", func.to_string()));
+    }
     if let Some(sc) = prog_name.strip_prefix("enter_") {
         return Some(("tracepoint", format!("syscalls/sys_enter_{sc}")));
     }
@@ -167,10 +284,18 @@ impl Kernel {
             if obj.name == "file" {
                 configure_path_filter(&mut ebpf, opts)?;
             }
-            let (attached, skipped) = attach_all(obj.name, &mut ebpf, &btf)?;
-            objects.push(Loaded { name: obj.name, ebpf, attached, skipped });
+            let (attached, skipped, mechanisms) = attach_all(obj.name, &mut ebpf, &btf)?;
+            for m in &mechanisms {
+                tracing::info!("capability {}: {} ({})", m.capability, m.mechanism, m.kind);
+            }
+            objects.push(Loaded { name: obj.name, ebpf, attached, skipped, mechanisms });
         }
         Ok(Kernel { objects })
+    }
+
+    /// How each capability is observed, over every loaded object.
+    pub fn mechanisms(&self) -> Vec<Mechanism> {
+        self.objects.iter().flat_map(|o| o.mechanisms.iter().cloned()).collect()
     }
 
     /// Takes the ring buffers out (for the reader thread).
@@ -209,14 +334,101 @@ impl Kernel {
     }
 }
 
-/// Programs attached, and programs skipped with the reason.
-type AttachOutcome = (Vec<String>, Vec<(String, String)>);
+/// Programs attached, programs skipped with the reason, and the mechanisms.
+type AttachOutcome = (Vec<String>, Vec<(String, String)>, Vec<Mechanism>);
+
+/// A short reason for a log line: the error, then the verifier's last lines.
+fn short_reason(e: ProgramError) -> String {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            let tail = log_tail(&verifier_log.to_string(), 2).replace('\n', " | ");
+            if tail.is_empty() { format!("load: {io_error}") } else { format!("load: {io_error}; verifier: {tail}") }
+        }
+        other => error_chain(&other),
+    }
+}
+
+/// Loads and attaches one fexit program; on failure it is unloaded again.
+fn try_fexit(ebpf: &mut Ebpf, btf: &Btf, name: &str) -> Result<(), String> {
+    let (_, func) = attach_target(name).ok_or("no attach point known for this program name")?;
+    let prog = ebpf.program_mut(name).ok_or("program missing from the object")?;
+    let p: &mut FExit = prog.try_into().map_err(|e: ProgramError| e.to_string())?;
+    p.load(&func, btf).map_err(short_reason)?;
+    if let Err(e) = p.attach() {
+        let _ = p.unload();
+        return Err(format!("attach to {func}: {}", error_chain(&e)));
+    }
+    Ok(())
+}
+
+/// Tries a variant's preferred programs, all or nothing: Err names the
+/// program that failed and why.
+fn try_variant(ebpf: &mut Ebpf, btf: &Btf, v: &Variant) -> Result<(), String> {
+    if prefer_tracepoints() {
+        return Err(format!("{PREFER_ENV}=tracepoint"));
+    }
+    for (i, name) in v.preferred.iter().enumerate() {
+        if let Err(why) = try_fexit(ebpf, btf, name) {
+            for done in &v.preferred[..i] {
+                if let Some(Ok(p)) = ebpf.program_mut(done).map(<&mut FExit>::try_from) {
+                    let _ = p.unload();
+                }
+            }
+            return Err(format!("{name}: {why}"));
+        }
+    }
+    Ok(())
+}
 
 fn attach_all(object: &'static str, ebpf: &mut Ebpf, btf: &Btf) -> Result<AttachOutcome, KernelError> {
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     let mut attached = Vec::new();
     let mut skipped = Vec::new();
+    let mut mechanisms = Vec::new();
+    // programs not to load: the fallback of a variant that attached, and the
+    // preferred programs (each variant handled them already)
+    let mut handled: HashSet<&str> = HashSet::new();
+    for v in VARIANTS.iter().filter(|v| v.object == object) {
+        handled.extend(v.preferred);
+        if !v.preferred.iter().all(|p| names.iter().any(|n| n == p)) {
+            continue; // not this build of the object (e.g. a test object)
+        }
+        match try_variant(ebpf, btf, v) {
+            Ok(()) => {
+                attached.extend(v.preferred.iter().map(|p| p.to_string()));
+                handled.extend(v.fallback);
+                mechanisms.push(Mechanism {
+                    capability: v.capability,
+                    kind: v.preferred_kind,
+                    mechanism: v.preferred_mechanism,
+                    fallback_reason: None,
+                });
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "capability {}: {} not used ({why}); falling back to {}",
+                    v.capability,
+                    v.preferred_kind,
+                    v.fallback_mechanism
+                );
+                mechanisms.push(Mechanism {
+                    capability: v.capability,
+                    kind: "tracepoint",
+                    mechanism: v.fallback_mechanism,
+                    fallback_reason: Some(why),
+                });
+            }
+        }
+    }
+    let fixed = FIXED.iter().filter(|f| f.0 == object);
+    let fixed: Vec<Mechanism> = fixed
+        .map(|&(_, capability, kind, mechanism)| Mechanism { capability, kind, mechanism, fallback_reason: None })
+        .collect();
+    mechanisms.splice(0..0, fixed);
     for name in names {
+        if handled.contains(name.as_str()) {
+            continue;
+        }
         let Some((kind, target)) = attach_target(&name) else {
             return Err(KernelError::Attach {
                 object,
@@ -240,6 +452,12 @@ fn attach_all(object: &'static str, ebpf: &mut Ebpf, btf: &Btf) -> Result<Attach
                 let (cat, tp_name) = target.split_once('/').expect("category/name");
                 tp.attach(cat, tp_name).map_err(|e| attach_err(error_chain(&e)))?;
             }
+            "fexit" => {
+                // an fexit program outside VARIANTS has no fallback: required
+                let p: &mut FExit = prog.try_into().map_err(|e: ProgramError| attach_err(e.to_string()))?;
+                p.load(&target, btf).map_err(|e| program_error(object, &name, e))?;
+                p.attach().map_err(|e| attach_err(error_chain(&e)))?;
+            }
             _ => {
                 let tp: &mut BtfTracePoint = prog.try_into().map_err(|e: ProgramError| attach_err(e.to_string()))?;
                 tp.load(&target, btf).map_err(|e| program_error(object, &name, e))?;
@@ -248,7 +466,7 @@ fn attach_all(object: &'static str, ebpf: &mut Ebpf, btf: &Btf) -> Result<Attach
         }
         attached.push(name);
     }
-    Ok((attached, skipped))
+    Ok((attached, skipped, mechanisms))
 }
 
 fn configure_path_filter(ebpf: &mut Ebpf, opts: &KernelOptions) -> Result<(), KernelError> {
@@ -300,6 +518,20 @@ mod tests {
         // function names in program sections.
         let obj = aya_obj::Object::parse(bytes).expect("object parses");
         obj.programs.keys().cloned().collect()
+    }
+
+    #[test]
+    fn every_variant_names_programs_that_exist_in_its_object() {
+        for v in VARIANTS {
+            let obj = sensor_bpf::all().into_iter().find(|o| o.name == v.object).expect("variant's object exists");
+            let progs = aya_obj_programs(obj.bytes);
+            for p in v.preferred.iter().chain(v.fallback) {
+                assert!(progs.iter().any(|x| x == p), "{}: {p} is not in object {}", v.capability, v.object);
+            }
+            for p in v.preferred {
+                assert_eq!(attach_target(p).map(|t| t.0), Some(v.preferred_kind), "{p}");
+            }
+        }
     }
 
     #[test]

@@ -14,10 +14,17 @@ pub struct Feature {
     pub detail: String,
 }
 
+/// How the sensor observes one capability on this kernel: found by loading
+/// the sensor's own objects, exactly as `sensor run` does (see
+/// `kernel::VARIANTS`), not predicted from the feature list.
 #[derive(Debug, Serialize)]
 pub struct Capability {
     pub capability: &'static str,
+    /// Program type: fexit, tracepoint, tp_btf; "unavailable" when loading failed.
+    pub kind: &'static str,
     pub mechanism: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +140,39 @@ fn program_types(btf: &Btf) -> Vec<Feature> {
     out
 }
 
+/// Loads and attaches the sensor's objects as `sensor run` would (small
+/// rings, no filters), reads which mechanism each capability got, and
+/// detaches everything again.
+fn sensor_mechanisms() -> Vec<Capability> {
+    let opts = super::KernelOptions {
+        self_tgid: std::process::id(),
+        enabled_mask: !0,
+        wakeup_bytes: 1 << 20,
+        ring_bytes: [64 << 10; 3],
+        ignore_prefixes: Vec::new(),
+        watch_prefixes: Vec::new(),
+        watch_only: false,
+    };
+    match super::Kernel::load(&opts) {
+        Ok(kernel) => kernel
+            .mechanisms()
+            .into_iter()
+            .map(|m| Capability {
+                capability: m.capability,
+                kind: m.kind,
+                mechanism: m.mechanism.to_string(),
+                fallback_reason: m.fallback_reason,
+            })
+            .collect(),
+        Err(e) => vec![Capability {
+            capability: "all",
+            kind: "unavailable",
+            mechanism: format!("the sensor's programs do not load: {e}"),
+            fallback_reason: None,
+        }],
+    }
+}
+
 pub fn run_probe() -> ProbeReport {
     let kernel =
         std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
@@ -163,24 +203,15 @@ pub fn run_probe() -> ProbeReport {
     ));
     features.push(feature("lsm_list", lsm_list()));
 
-    let has = |n: &str| features.iter().any(|f| f.name == n && f.available);
-    let process = if has("tp_btf") { "tp_btf sched_process_exec/fork/exit" } else { "unavailable (needs tp_btf)" };
-    let capabilities = vec![
-        Capability { capability: "process", mechanism: process.into() },
-        Capability {
-            capability: "file",
-            mechanism: "syscall tracepoints (open*, unlink*, rename*, chmod*, link*, symlink*), path from dentry walk"
-                .into(),
-        },
-        Capability {
-            capability: "network",
-            mechanism: "tp_btf inet_sock_set_state (connect, listen, close) + accept syscall tracepoints".into(),
-        },
-        Capability {
-            capability: "dns",
-            mechanism: "syscall tracepoints (sendto/sendmsg/sendmmsg/recvfrom/recvmsg) on UDP port 53".into(),
-        },
-    ];
+    let capabilities = match (&btf, root) {
+        (Ok(_), true) => sensor_mechanisms(),
+        _ => vec![Capability {
+            capability: "all",
+            kind: "unavailable",
+            mechanism: "not tried: needs root and BTF".into(),
+            fallback_reason: None,
+        }],
+    };
     ProbeReport { kernel, root, features, capabilities }
 }
 
@@ -193,7 +224,10 @@ impl std::fmt::Display for ProbeReport {
         }
         writeln!(f, "\nmechanism per capability:")?;
         for c in &self.capabilities {
-            writeln!(f, "  {:<10} {}", c.capability, c.mechanism)?;
+            writeln!(f, "  {:<13} {:<10} {}", c.capability, c.kind, c.mechanism)?;
+            if let Some(why) = &c.fallback_reason {
+                writeln!(f, "  {:<13} {:<10} (preferred variant not used: {why})", "", "")?;
+            }
         }
         Ok(())
     }
