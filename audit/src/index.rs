@@ -24,7 +24,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params};
 
-use crate::record::Record;
+use crate::record::{KIND_MARKER, Record};
 
 /// Default records per segment (a new database stores its own value in `meta`).
 pub(crate) const DEFAULT_SEG_ROWS: u64 = 32_768;
@@ -43,6 +43,11 @@ pub(crate) mod col {
     pub const DPORT: i64 = 7;
     pub const RULE: i64 = 8;
     pub const SEVERITY: i64 = 9;
+    /// Positions of the store's own marker rows (value 2). Their time is the
+    /// wall clock when they were written, which can lie far from the events
+    /// around them, so they are kept out of the time zones and found through
+    /// this posting instead.
+    pub const MARKER: i64 = 10;
 }
 
 /// The indexed record columns in posting-column order, as selected from `records`.
@@ -146,13 +151,17 @@ impl SegBuilder {
         }
     }
 
-    fn begin_row(&mut self, seq: u64, ts: i64) -> u32 {
-        let off = seq - self.first_seq;
-        let z = &mut self.zones[(off / ZONE_ROWS) as usize];
-        z.0 = z.0.min(ts);
-        z.1 = z.1.max(ts);
+    fn begin_row(&mut self, seq: u64, ts: i64, kind: i64) -> u32 {
+        let off = (seq - self.first_seq) as u32;
         self.rows += 1;
-        off as u32
+        if kind == KIND_MARKER {
+            self.int(col::MARKER, KIND_MARKER, off);
+        } else {
+            let z = &mut self.zones[(off as u64 / ZONE_ROWS) as usize];
+            z.0 = z.0.min(ts);
+            z.1 = z.1.max(ts);
+        }
+        off
     }
 
     /// Count the key in `scratch` at `off`; allocates only for a value new to the segment.
@@ -178,7 +187,7 @@ impl SegBuilder {
 
     /// Add a committed record.
     pub fn add_record(&mut self, seq: u64, r: &Record) {
-        let off = self.begin_row(seq, r.ts_ns);
+        let off = self.begin_row(seq, r.ts_ns, r.kind);
         for (c, v) in [
             (col::TYPE, &r.typ),
             (col::EXE, &r.exe),
@@ -198,14 +207,14 @@ impl SegBuilder {
         }
     }
 
-    /// Add a row read back from `records` (columns: seq, ts_ns, then [`INDEXED_COLUMNS`]).
+    /// Add a row read back from `records` (columns: seq, ts_ns, kind, then [`INDEXED_COLUMNS`]).
     fn add_row(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
         let seq: i64 = r.get(0)?;
-        let ts = match r.get_ref(1)? {
-            ValueRef::Integer(t) => t,
+        let int_at = |i: usize| match r.get_ref(i) {
+            Ok(ValueRef::Integer(t)) => t,
             _ => 0,
         };
-        let off = self.begin_row(seq as u64, ts);
+        let off = self.begin_row(seq as u64, int_at(1), int_at(2));
         const COLS: [i64; N_INDEXED] = [
             col::TYPE,
             col::PID,
@@ -220,7 +229,7 @@ impl SegBuilder {
         ];
         for (i, c) in COLS.iter().enumerate() {
             // Whatever storage class the row holds is what the query re-check compares against.
-            match r.get_ref(2 + i)? {
+            match r.get_ref(3 + i)? {
                 ValueRef::Integer(v) => self.int(*c, v, off),
                 ValueRef::Text(t) => self.text(*c, t, off),
                 _ => {}
@@ -231,7 +240,8 @@ impl SegBuilder {
 
     /// Rebuild from the table: rows `from..=to` (missing rows, e.g. pruned ones, are skipped).
     pub fn load(&mut self, conn: &Connection, from: u64, to: u64) -> rusqlite::Result<()> {
-        let sql = format!("SELECT seq, ts_ns, {INDEXED_COLUMNS} FROM records WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq");
+        let sql =
+            format!("SELECT seq, ts_ns, kind, {INDEXED_COLUMNS} FROM records WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq");
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows = st.query(params![from as i64, to as i64])?;
         while let Some(r) = rows.next()? {
@@ -250,10 +260,15 @@ impl SegBuilder {
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut zones = Vec::with_capacity(self.zones.len() * 16);
         for (lo, hi) in &self.zones {
-            min_ts = min_ts.min(*lo);
-            max_ts = max_ts.max(*hi);
             zones.extend_from_slice(&lo.to_le_bytes());
             zones.extend_from_slice(&hi.to_le_bytes());
+        }
+        for (lo, hi) in &self.zones {
+            if lo > hi {
+                continue; // no events in this zone (only markers, or beyond the last row)
+            }
+            min_ts = min_ts.min(*lo);
+            max_ts = max_ts.max(*hi);
         }
         conn.prepare_cached(
             "INSERT OR REPLACE INTO segments (seg, first_seq, last_seq, rows, min_ts, max_ts, zones)

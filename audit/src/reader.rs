@@ -556,18 +556,29 @@ impl AuditReader {
             }
             units.push(Unit::Range(lo, hi));
         };
-        for s in segs.iter().filter(|s| s.last > after && f.time_overlaps(s.min_ts, s.max_ts)) {
+        let time_only = plan.terms.is_empty() && f.has_time();
+        for s in segs.iter().filter(|s| s.last > after && (time_only || f.time_overlaps(s.min_ts, s.max_ts))) {
             if !plan.terms.is_empty() {
                 let c = self.candidates(s, &plan.terms).map_err(self.err())?;
                 if !c.is_empty() {
                     units.push(Unit::Seqs(c));
                 }
-            } else if f.has_time() && !s.zones.is_empty() {
-                for (i, (lo, hi)) in s.zones.iter().enumerate() {
-                    if lo <= hi && f.time_overlaps(*lo, *hi) {
-                        let z = s.first + (i as i64) * ZONE_ROWS as i64;
-                        push_range(&mut units, z, (z + ZONE_ROWS as i64 - 1).min(s.last));
+            } else if time_only && !s.zones.is_empty() {
+                // Zones cover the events; marker rows (kept out of the zones) come from their posting.
+                let mut ranges: Vec<(i64, i64)> = Vec::new();
+                if f.time_overlaps(s.min_ts, s.max_ts) {
+                    for (i, (lo, hi)) in s.zones.iter().enumerate() {
+                        if lo <= hi && f.time_overlaps(*lo, *hi) {
+                            let z = s.first + (i as i64) * ZONE_ROWS as i64;
+                            ranges.push((z, (z + ZONE_ROWS as i64 - 1).min(s.last)));
+                        }
                     }
+                }
+                let markers = [(col::MARKER, Term::Vals(vec![SqlValue::Integer(crate::record::KIND_MARKER)]))];
+                ranges.extend(self.candidates(s, &markers).map_err(self.err())?.into_iter().map(|q| (q, q)));
+                ranges.sort_unstable();
+                for (lo, hi) in ranges {
+                    push_range(&mut units, lo, hi);
                 }
             } else {
                 push_range(&mut units, s.first, s.last);
