@@ -12,6 +12,7 @@ PACKAGES=(
   openssh-client socat ncat kmod        # default-rule e2e tests: ssh, reverse-shell tools, insmod
   python3 util-linux                    # default-rule e2e tests: memfd exec, unshare/nsenter
   nginx-light curl                      # topology tests: a reverse proxy in a namespace, HTTP clients
+  redis-server postgresql               # L7 tests: real Redis and PostgreSQL servers in a namespace
   git make                              # the noise test's ordinary workload (git, make, cc)
 )
 

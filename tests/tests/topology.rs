@@ -432,3 +432,174 @@ fn http_requests_failures_and_latency_on_an_edge() {
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Waits until `cmd` succeeds (a server coming up).
+fn wait_for_command(what: &str, cmd: &mut dyn FnMut() -> bool) {
+    let start = Instant::now();
+    while !cmd() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits for the edge's request and failure counts on /metrics.
+fn wait_for_requests(addr: &str, client: &str, server: &str, protocol: &str, want: (f64, f64)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = metrics(addr);
+        let labels = format!("{{client=\"{client}\",server=\"{server}\",protocol=\"{protocol}\"}} ");
+        let get = |name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(&format!("{name}{labels}"))).and_then(|v| v.parse::<f64>().ok())
+        };
+        let got = (get("sensor_topology_requests_total"), get("sensor_topology_requests_failed_total"));
+        if got == (Some(want.0), Some(want.1)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "want {want:?} {protocol} requests/failures on {client} -> {server}, got {got:?}:\n{}",
+            text.lines().filter(|l| l.starts_with("sensor_topology_requests")).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn redis_and_postgres_commands_and_errors_are_counted() {
+    let sensor = Sensor::start(
+        "[metrics]\naddr = \"127.0.0.1:0\"\n[l7]\nemit = \"all\"\n[topology]\njoin_window_ms = 500\n[pipeline]\nstats_interval_secs = 0\n",
+        &["--no-policy"],
+    );
+    let addr = metrics_addr(&sensor);
+    let subnet = (unique() % 200) as u8 + 20;
+    let ns = Netns::new(234, subnet);
+    let ip = format!("10.234.{subnet}.2");
+    let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-db");
+
+    // Redis in the namespace; redis-cli from the host: 3 commands, 1 error reply
+    let redis = Killed(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "redis-server",
+                "--bind",
+                &ip,
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let cli = |args: &[&str]| Command::new("redis-cli").args(["-h", &ip, "-p", "6379"]).args(args).output().unwrap();
+    wait_for_command("redis", &mut || cli(&["PING"]).stdout.starts_with(b"PONG"));
+    // redis-server is a link to another binary: name the node from its listen event
+    let listen = sensor.wait_for("redis listen", |e| {
+        s(e, &["type"]) == "listen" && s(e, &["net", "saddr"]) == ip && u(e, &["net", "sport"]) == 6379
+    });
+    let redis_node = format!("{}:6379", s(&listen, &["process", "exe"]).rsplit('/').next().unwrap());
+    assert_eq!(cli(&["SET", "k", "v"]).stdout, b"OK\n");
+    assert_eq!(cli(&["GET", "k"]).stdout, b"v\n");
+    // INCR of a non-number: an error reply
+    assert!(String::from_utf8_lossy(&cli(&["INCR", "k"]).stdout).contains("ERR"));
+    // the PING probes above went through too: they are counted from the events
+    let cmds: Vec<String> = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let evs = sensor.matching(|e| {
+                s(e, &["type"]) == "redis" && s(e, &["redis", "role"]) == "server" && s(e, &["net", "saddr"]) == ip
+            });
+            let cmds: Vec<String> = evs.iter().map(|e| s(e, &["redis", "command"]).to_string()).collect();
+            if cmds.iter().any(|c| c == "INCR") {
+                break cmds;
+            }
+            assert!(Instant::now() < deadline, "redis server-side events: {cmds:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ping_count = cmds.iter().filter(|c| *c == "PING").count() as f64;
+    assert_eq!(cmds.iter().filter(|c| *c != "PING").cloned().collect::<Vec<_>>(), ["SET", "GET", "INCR"]);
+    let incr = sensor
+        .matching(|e| {
+            s(e, &["type"]) == "redis" && s(e, &["redis", "command"]) == "INCR" && s(e, &["redis", "role"]) == "server"
+        })
+        .remove(0);
+    assert_eq!(incr["failed"], true);
+    assert!(s(&incr, &["redis", "error"]).contains("ERR"), "{incr}");
+    wait_for_requests(&addr, "redis-cli", &redis_node, "redis", (3.0 + ping_count, 1.0));
+    drop(redis);
+
+    // PostgreSQL in the namespace (as the postgres user; initdb refuses root)
+    let pgdata = dir.join("pg");
+    std::fs::create_dir_all(&pgdata).unwrap();
+    let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
+    assert!(chown.success());
+    let bin = std::fs::read_dir("/usr/lib/postgresql").unwrap().next().unwrap().unwrap().path().join("bin");
+    let initdb = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("initdb"))
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&pgdata)
+        .output()
+        .unwrap();
+    assert!(initdb.status.success(), "{}", String::from_utf8_lossy(&initdb.stderr));
+    // the client comes from the host end of the veth, not from loopback
+    let hba = pgdata.join("pg_hba.conf");
+    let mut rules = std::fs::read_to_string(&hba).unwrap();
+    rules.push_str(&format!("host all all 10.234.{subnet}.0/24 trust\n"));
+    std::fs::write(&hba, rules).unwrap();
+    let pg = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "runuser", "-u", "postgres", "--"])
+            .arg(bin.join("postgres"))
+            .arg("-D")
+            .arg(&pgdata)
+            .args(["-c", &format!("listen_addresses={ip}"), "-c", "unix_socket_directories=", "-p", "5432"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args(["-h", &ip, "-U", "postgres", "-d", "postgres", "-X", "-q", "-t", "-c", sql])
+            .output()
+            .unwrap()
+    };
+    wait_for_command("postgres", &mut || psql("select 1").status.success());
+    assert!(psql("create table t (x int)").status.success());
+    assert!(psql("insert into t values (1), (2)").status.success());
+    assert_eq!(String::from_utf8_lossy(&psql("select count(*) from t").stdout).trim(), "2");
+    assert!(!psql("select * from missing_table").status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // the readiness probes ("select 1") are counted apart
+    let (ours, probes) = loop {
+        let evs = sensor.matching(|e| s(e, &["type"]) == "pg" && s(e, &["pg", "role"]) == "server");
+        let (probes, ours): (Vec<_>, Vec<_>) = evs.into_iter().partition(|e| s(e, &["pg", "query"]) == "select 1");
+        if ours.len() >= 4 {
+            break (ours, probes.len() as f64);
+        }
+        assert!(Instant::now() < deadline, "pg events: {ours:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let types: Vec<&str> = ours.iter().map(|e| s(e, &["pg", "statement_type"])).collect();
+    assert_eq!(types, ["CREATE", "INSERT", "SELECT", "SELECT"], "{ours:#?}");
+    let failed: Vec<&serde_json::Value> = ours.iter().filter(|e| e["failed"] == true).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(s(failed[0], &["pg", "error"]).contains("missing_table"), "{}", failed[0]);
+    wait_for_requests(&addr, "psql", "postgres:5432", "pg", (4.0 + probes, 1.0));
+    drop(pg);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(dir);
+}
