@@ -414,9 +414,8 @@ FILE_EXIT(symlinkat)
  *
  * open, creat, openat and openat2 all end in do_sys_openat2(dfd, filename,
  * how). One fexit program there sees the arguments and the result together:
- * no enter/exit pair, no per-thread pending slot that a lost exit (a signal,
- * a ptrace stop, a program attached between the two) could leave stale, and
- * one BPF invocation per open instead of two tracepoint hits. It still sees
+ * no enter/exit pair with a per-thread pending slot between them, and one
+ * BPF invocation per open instead of two tracepoint hits. It still sees
  * failed opens and the fd, which lsm/file_open cannot: that hook runs inside
  * the open, before there is an fd or a result, and never for an open that
  * fails in the path lookup. The record is the one file_exit sends, field for
@@ -424,8 +423,11 @@ FILE_EXIT(symlinkat)
  * from the task's saved user registers (do_sys_open adds O_LARGEFILE and
  * clears a mode without O_CREAT; the tracepoints report the raw arguments).
  *
- * Runs in process context after the open, like the syscall tracepoints, so
- * the per-CPU scratch is safe to use here too (see common.bpf.h).
+ * Runs in the opening task's context after the open, like the syscall exit
+ * tracepoint, and uses the per-CPU scratch the same way (see common.bpf.h):
+ * trampolines disable migration, not preemption, which is also how syscall
+ * tracepoints run on recent kernels; on a non-preemptible or voluntary-
+ * preemption kernel (Debian's default) nothing can interleave on this CPU.
  * The loader tries this program first and falls back to the tracepoints
  * above when the kernel refuses it (no trampolines, no BTF for the function).
  */

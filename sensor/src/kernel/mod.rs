@@ -165,6 +165,12 @@ const FIXED: &[(&str, &str, &str, &str)] = &[
         "tp_btf inet_sock_set_state (connect, listen, close) + tracepoints sys_exit_accept*",
     ),
     ("net", "dns", "tracepoint", "tracepoints syscalls/sys_{enter,exit}_{sendto,sendmsg,sendmmsg,recvfrom,recvmsg}"),
+    (
+        "l7",
+        "l7",
+        "tracepoint",
+        "tracepoints syscalls/sys_{enter,exit}_{read,write,readv,writev,sendto,recvfrom,sendmsg,recvmsg}",
+    ),
 ];
 
 /// `SENSOR_KERNEL_PREFER=tracepoint` skips every preferred variant (for
