@@ -9,7 +9,7 @@ PACKAGES=(
   qemu-system-x86   # qemu-system-x86_64 -accel tcg
   busybox-static    # /bin/busybox in the initramfs (shell, mount, poweroff)
   cpio              # pack the initramfs (newc format)
-  binutils          # strip the sensor before packing it
+  kmod              # modinfo: the order to load the guest kernel's modules in
 )
 
 missing=()
@@ -31,7 +31,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-for tool in qemu-system-x86_64 cpio gzip strip python3; do
+for tool in qemu-system-x86_64 cpio gzip modinfo python3; do
   command -v "$tool" >/dev/null || { echo "vm/deps: $tool not found after install" >&2; exit 1; }
 done
 [[ -x /bin/busybox ]] || { echo "vm/deps: /bin/busybox missing (busybox-static)" >&2; exit 1; }

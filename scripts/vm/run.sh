@@ -1,32 +1,50 @@
 #!/usr/bin/env bash
-# VM test runner (issue 6, kernel matrix): boots Debian's own kernel under
-# QEMU (software emulation) with a busybox initramfs holding a static sensor,
-# runs `sensor probe --json` and a smoke run inside, and brings the results
-# back to the host. Entry point: `make test-vm`.
+# VM test runner (issue 6, kernel matrix): boots Debian's own kernel (6.1,
+# which has BPF trampolines, BPF LSM and kprobes; the build machines' kernel
+# has none of them) under QEMU with software emulation, on the host's own
+# root filesystem, and runs inside it: `sensor probe --json` and the
+# sensor's kernel e2e test binaries. Results come back through a shared
+# directory; a failed step fails the run. Entry points:
+# `make test-vm`, and `make test` after the host's tests.
 #
-# Stages (each timed): deps, download (kernel .deb), static build, initramfs,
-# boot+run (per kernel). Results land in $OUT/<kernel>/ (console.log plus one
-# file per marked section, summary.json). Exit non-zero if any kernel's run
-# failed (markers missing, a step's exit code non-zero, no exec/open event).
+# Why the host's root filesystem (virtme-ng style: 9p, read-only, tmpfs on
+# the writable places) instead of a busybox initramfs with static binaries:
+# the e2e tests exec real tools (bash, dash, python3, setpriv, unshare, ip)
+# and assert Debian paths (/usr/bin/echo), and they run the sensor binary the
+# host's `cargo build` already made. So the guest runs the very binaries the
+# host tests ran, and the VM stage needs no second (static, release) build,
+# which cost ~15 min cold. The initramfs only loads the guest kernel's virtio
+# and 9p modules and switches root (init.sh).
+#
+# Stages (each timed): deps, download (kernel .deb, cached), build (the
+# debug sensor + the e2e test binaries: a no-op after `make test`'s build),
+# initramfs, boot+run per kernel, report. Results: $OUT/<kernel>/ (console.log,
+# share/: probe.json, steps, test-*.log, dmesg.txt; summary.json).
 #
 # Environment:
 #   SENSOR_VM_KERNELS   apt packages to boot, space-separated (default linux-image-amd64)
 #   SENSOR_VM_CACHE     where kernel .debs are kept (default /var/cache/sensor-vm)
-#   SENSOR_VM_TIMEOUT   hard wall-clock limit per QEMU boot, seconds (default 300)
-#   SENSOR_VM_STEP_TIMEOUT  limit per step inside the guest, seconds (default 120)
-#   SENSOR_VM_SKIP_BUILD=1  reuse the existing static binary
-#   CARGO_TARGET_DIR    default /work/main/target-vm (repo-relative: $ROOT/target-vm)
+#   SENSOR_VM_TESTS     e2e test targets to run inside (default "kernel_events security_syscalls")
+#   SENSOR_VM_EXPECT    mechanisms the guest kernel must get, checked by the
+#                       e2e test and the report (default "file.open=fexit connect.unix=fexit")
+#   SENSOR_VM_TIMEOUT   hard wall-clock limit per QEMU boot, seconds (default 2400)
+#   SENSOR_VM_STEP_TIMEOUT  limit per step inside the guest, seconds (default 1200)
+#   SENSOR_VM_CPUS / SENSOR_VM_MEM  guest CPUs (default: host CPUs, max 4) / MiB (default 2048)
+#   CARGO_TARGET_DIR    as for cargo (default $ROOT/target); results go to its vm/ dir
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 KERNELS=${SENSOR_VM_KERNELS:-linux-image-amd64}
 CACHE=${SENSOR_VM_CACHE:-/var/cache/sensor-vm}
-QEMU_TIMEOUT=${SENSOR_VM_TIMEOUT:-300}
-STEP_TIMEOUT=${SENSOR_VM_STEP_TIMEOUT:-120}
-export CARGO_TARGET_DIR=${SENSOR_VM_TARGET_DIR:-$ROOT/target-vm}
-TRIPLE=x86_64-unknown-linux-gnu
-OUT=$CARGO_TARGET_DIR/vm
+TESTS=${SENSOR_VM_TESTS:-kernel_events security_syscalls}
+EXPECT=${SENSOR_VM_EXPECT:-file.open=fexit connect.unix=fexit}
+QEMU_TIMEOUT=${SENSOR_VM_TIMEOUT:-2400}
+STEP_TIMEOUT=${SENSOR_VM_STEP_TIMEOUT:-1200}
+CPUS=${SENSOR_VM_CPUS:-$(($(nproc) > 4 ? 4 : $(nproc)))}
+MEM=${SENSOR_VM_MEM:-2048}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$TARGET/vm
 export PATH=$HOME/.cargo/bin:$PATH
 
 declare -a TIMES=()
@@ -42,11 +60,12 @@ timed() { # label cmd...
 }
 print_times() {
   echo
-  echo "== wall time per stage =="
+  echo "== VM stage: wall time per step =="
   printf '  %s\n' "${TIMES[@]}"
 }
 trap print_times EXIT
 
+[[ $(id -u) -eq 0 ]] || { echo "test-vm: must run as root (QEMU exports / and the tests load eBPF)" >&2; exit 1; }
 mkdir -p "$OUT"
 
 # --- deps -------------------------------------------------------------------
@@ -63,67 +82,96 @@ fetch_all() {
 }
 timed "download kernel(s)" fetch_all
 
-# --- static build -----------------------------------------------------------
-BIN=$CARGO_TARGET_DIR/$TRIPLE/release/sensor
-build_static() {
-  if [[ ${SENSOR_VM_SKIP_BUILD:-0} == 1 && -x $BIN ]]; then
-    echo "vm: SENSOR_VM_SKIP_BUILD=1, reusing $BIN" >&2
-  else
-    # --target makes RUSTFLAGS apply to the sensor only, not to build scripts
-    # (which run on the host and stay dynamically linked)
-    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
-      cargo build --release -p sensor --target "$TRIPLE")
-  fi
-  # a static binary has no program interpreter (PT_INTERP) and no NEEDED libs
-  if readelf -l "$BIN" | grep -q INTERP || readelf -d "$BIN" | grep -q NEEDED; then
-    echo "vm: $BIN is not statically linked:" >&2
-    readelf -d "$BIN" | grep NEEDED >&2 || true
-    return 1
-  fi
+# --- build --------------------------------------------------------------------
+# The debug build `make test` made (nothing to do after it) plus the test
+# binaries; their paths come from cargo's JSON messages.
+SENSOR_BIN=$TARGET/debug/sensor
+TEST_BINS=
+build() {
+  local args=() t
+  for t in $TESTS; do args+=(--test "$t"); done
+  (cd "$ROOT" && cargo build -p sensor)
+  TEST_BINS=$(cd "$ROOT" && cargo test -p sensor-e2e --no-run --message-format=json "${args[@]}" |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])' | tr '\n' ' ')
+  [[ -x $SENSOR_BIN ]] || { echo "vm: $SENSOR_BIN missing after the build" >&2; return 1; }
+  [[ $(wc -w <<<"$TEST_BINS") -eq $(wc -w <<<"$TESTS") ]] ||
+    { echo "vm: expected test binaries for '$TESTS', cargo gave '$TEST_BINS'" >&2; return 1; }
+  echo "vm: sensor $SENSOR_BIN; tests $TEST_BINS" >&2
 }
-timed "static build (cargo)" build_static
+timed "build (cargo, debug)" build
 
-# --- initramfs ----------------------------------------------------------------
-INITRD=$OUT/initramfs.cpio.gz
-make_initramfs() {
-  local stage=$OUT/initramfs
+# --- initramfs (per kernel: it carries that kernel's modules) ------------------
+# The modules to load, dependencies first, from each module's own `depends`.
+module_order() { # modules_dir names...
+  local dir=$1 seen=" " out=()
+  shift
+  add() {
+    local name=$1 f dep
+    [[ $seen == *" $name "* ]] && return 0
+    seen+="$name "
+    f=$(find "$dir" -name "$name.ko" -o -name "$(tr _ - <<<"$name").ko" | head -n1)
+    [[ -n $f ]] || { echo "vm: module $name not in $dir" >&2; return 1; }
+    for dep in $(modinfo -F depends "$f" | tr ',' ' '); do add "$dep" || return 1; done
+    out+=("${f#"$dir"/}")
+  }
+  for n in "$@"; do add "$n" || return 1; done
+  printf '%s\n' "${out[@]}"
+}
+make_initramfs() { # kernel initrd
+  local k=$1 initrd=$2 stage=$OUT/initramfs-$1 moddir mods
+  moddir=$(ls -d "$(dirname "${VMLINUZ[$k]}")"/../lib/modules/*)
   rm -rf "$stage"
-  mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc}
+  mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
   cp /bin/busybox "$stage/bin/busybox"
   ln -s busybox "$stage/bin/sh"
-  # no debug info in the guest: smaller initramfs, faster boot under TCG
-  strip --strip-debug -o "$stage/bin/sensor" "$BIN"
+  mods=$(module_order "$moddir" virtio_pci 9pnet_virtio 9p)
+  (cd "$moddir" && cp --parents $mods "$stage/lib/modules/")
+  echo "$mods" >"$stage/modules.order"
   install -m 0755 "$HERE/init.sh" "$stage/init"
   # the kernel opens /dev/console for init's stdio before init can mount devtmpfs
   mknod -m 0600 "$stage/dev/console" c 5 1
-  mknod -m 0666 "$stage/dev/null" c 1 3
-  echo "root:x:0:0:root:/:/bin/sh" >"$stage/etc/passwd"
-  echo "root:x:0:" >"$stage/etc/group"
-  (cd "$stage" && find . -print0 | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -1 >"$INITRD.tmp"
-  mv "$INITRD.tmp" "$INITRD"
-  echo "vm: initramfs $INITRD ($(du -h "$INITRD" | cut -f1))" >&2
+  (cd "$stage" && find . -print0 | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -1 >"$initrd.tmp"
+  mv "$initrd.tmp" "$initrd"
+  echo "vm: initramfs $initrd ($(du -h "$initrd" | cut -f1)): $(tr '\n' ' ' <<<"$mods")" >&2
 }
-timed "initramfs" make_initramfs
+
+# --- host side of the side-by-side -------------------------------------------
+"$SENSOR_BIN" probe --json >"$OUT/host-probe.json" 2>"$OUT/host-probe.stderr" ||
+  echo "vm: sensor probe on the host failed (see $OUT/host-probe.stderr)" >&2
 
 # --- boot + run ---------------------------------------------------------------
-# the host kernel's probe too, for the side-by-side (not a pass/fail criterion)
-if [[ $(id -u) -eq 0 ]]; then
-  "$BIN" probe --json >"$OUT/host-probe.json" 2>"$OUT/host-probe.stderr" || true
-fi
-
 fail=0
-declare -a SUMMARIES=()
+declare -a REPORTS=()
 for k in $KERNELS; do
   dir=$OUT/$k
-  rm -rf "$dir" && mkdir -p "$dir"
+  share=$dir/share
+  rm -rf "$dir" && mkdir -p "$share"
+  initrd=$OUT/initramfs-$k.cpio.gz
+  timed "initramfs $k" make_initramfs "$k" "$initrd"
+  cat >"$share/plan.env" <<EOF
+SENSOR_BIN='$SENSOR_BIN'
+TESTS='$TEST_BINS'
+TEST_CWD='$ROOT/tests'
+STEP_TIMEOUT='$STEP_TIMEOUT'
+EXPECT_MECHANISMS='$EXPECT'
+EOF
   boot() {
     # -accel tcg: KVM exists here but nested boots hang in early boot.
-    # `timeout` is the hard limit; -no-reboot + panic=-1 turn a guest panic
-    # (e.g. init dying) into a QEMU exit instead of a reboot loop.
+    # The host's / is exported read-only (multidevs=remap: it spans several
+    # filesystems); the result directory read-write. `timeout` is the hard
+    # limit; -no-reboot + panic=-1 turn a guest panic (e.g. the guest script
+    # dying as PID 1) into a QEMU exit instead of a reboot loop.
     timeout --kill-after=10 "$QEMU_TIMEOUT" \
-      qemu-system-x86_64 -accel tcg -m 1024 -smp 1 -nographic -no-reboot \
-      -kernel "${VMLINUZ[$k]}" -initrd "$INITRD" \
-      -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf panic=-1 quiet sensor_vm.timeout=$STEP_TIMEOUT" \
+      qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$CPUS" -m "$MEM" \
+      -nographic -no-reboot -nic none \
+      -kernel "${VMLINUZ[$k]}" -initrd "$initrd" \
+      -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+      -virtfs "local,path=$share,mount_tag=sensorout,security_model=none" \
+      -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf panic=-1 quiet sensor_vm.guest=$HERE/guest.sh" \
       </dev/null >"$dir/console.log" 2>"$dir/qemu.stderr"
   }
   qrc=0
@@ -134,22 +182,19 @@ for k in $KERNELS; do
     echo "vm: $k: QEMU exited $qrc: $(cat "$dir/qemu.stderr")" >&2
   fi
   set +e
-  SUMMARIES+=("$(python3 "$HERE/extract.py" "$dir/console.log" "$dir" "$k ($(basename "${VMLINUZ[$k]}"))" 2>&1)")
-  erc=$?
+  REPORTS+=("$(python3 "$HERE/report.py" "$dir" "$k ($(basename "${VMLINUZ[$k]}"))" "$EXPECT" 2>&1)")
+  rrc=$?
   set -e
-  [[ $erc -ne 0 || $qrc -ne 0 ]] && fail=1
+  [[ $rrc -ne 0 || $qrc -ne 0 ]] && fail=1
 done
 
 echo
-echo "==================== sensor VM kernel matrix ===================="
-if [[ -s $OUT/host-probe.json ]]; then
-  echo "== host ($(uname -r)) =="
-  python3 "$HERE/extract.py" --probe-json "$OUT/host-probe.json" host || true
-fi
-for s in "${SUMMARIES[@]}"; do
-  echo "$s"
+echo "==================== sensor kernel matrix ===================="
+python3 "$HERE/report.py" --probe-json "$OUT/host-probe.json" "host ($(uname -r))" || true
+for r in "${REPORTS[@]}"; do
+  echo "$r"
 done
-echo "results: $OUT/<kernel>/ (console.log, probe.json, run.stderr, events.jsonl, dmesg, summary.json)"
+echo "results: $OUT/<kernel>/ (console.log, share/: probe.json, steps, test-*.log, dmesg.txt)"
 if [[ $fail -ne 0 ]]; then
   echo "test-vm: FAILED" >&2
   exit 1
