@@ -217,15 +217,28 @@ impl Processor {
     }
 
     fn tick(&mut self) {
-        if let Some(t) = &mut self.topology {
-            t.tick();
+        let Some(t) = &mut self.topology else { return };
+        if let Some(snapshot) = t.tick() {
+            self.record_snapshot(snapshot);
+        }
+    }
+
+    /// Topology snapshots go to the audit trail only (`sensor topology
+    /// --db`), not to the event stream or the rules.
+    fn record_snapshot(&mut self, mut v: Value) {
+        if let (Some(audit), Some(obj)) = (&self.audit, v.as_object_mut()) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            obj.insert("ts".into(), format_ts(now.as_nanos() as u64).into());
+            obj.insert("host".into(), Value::from(&*self.host));
+            audit.record_event(&v);
         }
     }
 
     fn finish(mut self) {
         self.flush();
         if let Some(t) = &mut self.topology {
-            t.publish_now();
+            let snapshot = t.publish_now();
+            self.record_snapshot(snapshot);
         }
         for mut sink in self.alerts.drain(..) {
             sink.finish();

@@ -28,13 +28,21 @@ pub struct Topology {
     graph: Graph,
     slot: TopologySlot,
     last_publish: Instant,
+    snapshot_every: Option<Duration>,
+    last_snapshot: Instant,
 }
 
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 impl Topology {
     pub fn new(cfg: &topology::TopologyConfig, slot: TopologySlot) -> Self {
-        Topology { graph: Graph::new(cfg), slot, last_publish: Instant::now() - PUBLISH_EVERY }
+        Topology {
+            graph: Graph::new(cfg),
+            slot,
+            last_publish: Instant::now() - PUBLISH_EVERY,
+            snapshot_every: (cfg.snapshot_interval_secs > 0).then(|| Duration::from_secs(cfg.snapshot_interval_secs)),
+            last_snapshot: Instant::now(),
+        }
     }
 
     pub fn observe(&mut self, ev: &Event) {
@@ -103,18 +111,30 @@ impl Topology {
     }
 
     /// Settles connections whose other end did not show, and publishes the
-    /// snapshot about once a second. Called on every pipeline turn.
-    pub fn tick(&mut self) {
+    /// snapshot about once a second. Called on every pipeline turn. Returns
+    /// a `topology_snapshot` record when one is due for the audit trail.
+    pub fn tick(&mut self) -> Option<serde_json::Value> {
         let now = Instant::now();
         self.graph.tick(now);
         if now.duration_since(self.last_publish) >= PUBLISH_EVERY {
             self.slot.put(self.graph.snapshot());
             self.last_publish = now;
         }
+        let every = self.snapshot_every?;
+        if now.duration_since(self.last_snapshot) < every {
+            return None;
+        }
+        self.last_snapshot = now;
+        Some(self.snapshot_record())
     }
 
-    /// The final state, at shutdown.
-    pub fn publish_now(&mut self) {
+    fn snapshot_record(&self) -> serde_json::Value {
+        serde_json::json!({"type": "topology_snapshot", "topology": self.graph.snapshot()})
+    }
+
+    /// The final state, at shutdown (also for the audit trail).
+    pub fn publish_now(&mut self) -> serde_json::Value {
         self.slot.put(self.graph.snapshot());
+        self.snapshot_record()
     }
 }

@@ -20,6 +20,32 @@ pub struct TopologyArgs {
     /// The running sensor's admin socket.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Read the newest snapshot from this audit database instead of the live sensor.
+    #[arg(long, value_name = "PATH", conflicts_with = "socket")]
+    pub db: Option<PathBuf>,
+    /// With --db: the newest snapshot no older than this (e.g. 15m, 2h, 7d, or RFC 3339).
+    #[arg(long, value_name = "WHEN", requires = "db")]
+    pub since: Option<String>,
+}
+
+/// The newest `topology_snapshot` in an audit database.
+fn from_db(db: &std::path::Path, since: Option<&str>) -> Result<serde_json::Value, String> {
+    let reader = audit::AuditReader::open(db).map_err(|e| e.to_string())?;
+    let mut filter = audit::QueryFilter { types: vec!["topology_snapshot".into()], ..Default::default() };
+    if let Some(s) = since {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
+        filter.since_ns = Some(audit::time::parse_time_spec(s, now).map_err(|e| e.to_string())?);
+    }
+    let newest = reader.query(&filter, 1).map_err(|e| e.to_string())?;
+    let rec = newest.into_iter().next().ok_or_else(|| match since {
+        Some(s) => format!("no topology snapshot since {s} in {}", db.display()),
+        None => format!("no topology snapshot in {}", db.display()),
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&rec.json).map_err(|e| format!("corrupt snapshot record {}: {e}", rec.seq))?;
+    eprintln!("snapshot of {} (record {})", v["ts"].as_str().unwrap_or("?"), rec.seq);
+    Ok(v["topology"].clone())
 }
 
 fn seconds(v: &serde_json::Value) -> String {
@@ -135,10 +161,15 @@ pub fn render(topo: &serde_json::Value, format: Format) -> String {
 }
 
 pub fn run(args: TopologyArgs) -> std::process::ExitCode {
-    let path = crate::admin::socket_path(&args.socket);
-    match crate::admin::request(&path, "topology") {
-        Ok(v) => {
-            print!("{}", render(&v["topology"], args.format));
+    let topo = match &args.db {
+        Some(db) => from_db(db, args.since.as_deref()),
+        None => {
+            crate::admin::request(&crate::admin::socket_path(&args.socket), "topology").map(|v| v["topology"].clone())
+        }
+    };
+    match topo {
+        Ok(t) => {
+            print!("{}", render(&t, args.format));
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {

@@ -193,6 +193,27 @@ fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("is `sensor run` running?"));
+
+    // at shutdown the graph is written to the audit trail; `--db` reads it back
+    let (status, _) = sensor.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    let db = sensor.audit_db();
+    let from_db = |args: &[&str]| {
+        Command::new(sensor_e2e::sensor_bin()).arg("topology").arg("--db").arg(&db).args(args).output().unwrap()
+    };
+    let out = from_db(&["--since", "1h", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let edge = json["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["client"] == client_node.as_str() && e["server"] == server_node.as_str())
+        .unwrap_or_else(|| panic!("no edge in the persisted snapshot {json:#}"));
+    assert_eq!(edge["connections"], 5);
+    let future = from_db(&["--since", "2099-01-01T00:00:00Z"]);
+    assert_eq!(future.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&future.stderr).contains("no topology snapshot since"));
     drop(server);
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);

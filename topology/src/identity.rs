@@ -28,11 +28,20 @@ pub struct TopologyConfig {
     /// is named from listeners or as a remote address.
     pub join_window_ms: u64,
     pub names: Vec<NameRule>,
+    /// How often the graph is written to the audit trail as a
+    /// `topology_snapshot` record (`sensor topology --db`); 0 = never.
+    pub snapshot_interval_secs: u64,
 }
 
 impl Default for TopologyConfig {
     fn default() -> Self {
-        TopologyConfig { enabled: true, max_edges: 2_000, join_window_ms: 2_000, names: Vec::new() }
+        TopologyConfig {
+            enabled: true,
+            max_edges: 2_000,
+            join_window_ms: 2_000,
+            names: Vec::new(),
+            snapshot_interval_secs: 60,
+        }
     }
 }
 
