@@ -30,6 +30,8 @@ pub struct Topology {
     last_publish: Instant,
     snapshot_every: Option<Duration>,
     last_snapshot: Instant,
+    /// DNS response codes counted as failed requests.
+    dns_errors: Vec<String>,
 }
 
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -42,6 +44,7 @@ impl Topology {
             last_publish: Instant::now() - PUBLISH_EVERY,
             snapshot_every: (cfg.snapshot_interval_secs > 0).then(|| Duration::from_secs(cfg.snapshot_interval_secs)),
             last_snapshot: Instant::now(),
+            dns_errors: cfg.dns_error_rcodes.clone(),
         }
     }
 
@@ -84,12 +87,20 @@ impl Topology {
                 };
                 self.graph.observe(&obs, now);
             }
-            Body::Dns(_) => {
+            Body::Dns(d) => {
                 let Some(msg) = ev.dns.as_ref().filter(|m| m.response) else { return };
                 for a in &msg.answers {
                     if let Ok(addr) = a.data.parse::<IpAddr>() {
                         self.graph.observe(&Observation::DnsAnswer { name: &msg.qname, addr }, now);
                     }
+                }
+                // the exchange, on the client's edge to its resolver (a response it received)
+                if let Some(latency_ns) = msg.latency_ns {
+                    let failed = self.dns_errors.iter().any(|r| r == msg.rcode);
+                    let server = SocketAddr::new(d.daddr, d.dport);
+                    let obs =
+                        Observation::Exchange { proc, server, protocol: topology::Protocol::Dns, failed, latency_ns };
+                    self.graph.observe(&obs, now);
                 }
             }
             // AF_UNIX connects are local IPC, not topology edges (yet)

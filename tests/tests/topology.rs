@@ -624,3 +624,134 @@ fn redis_and_postgres_commands_and_errors_are_counted() {
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A DNS server for `*.sensor.test`: `api` -> the address in argv[2],
+/// `broken` -> SERVFAIL, anything else -> NXDOMAIN.
+const DNS_SERVER: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+answer_ip = socket.inet_aton(sys.argv[2])
+while True:
+    q, peer = s.recvfrom(512)
+    qid, flags = struct.unpack("!HH", q[:4])
+    end = q.index(b"\0", 12) + 5
+    labels, i = [], 12
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
+    name = ".".join(labels)
+    rcode, answers = 3, b""
+    if name == "api.sensor.test":
+        rcode = 0
+        answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + answer_ip
+    elif name == "broken.sensor.test":
+        rcode = 2
+    hdr = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, 1 if answers else 0, 0, 0)
+    s.sendto(hdr + q[12:end] + answers, peer)
+"#;
+
+/// Resolves three names against the server in argv[1], then connects to
+/// the resolved address on a closed port.
+const DNS_CLIENT: &str = r#"
+import random, socket, struct, sys
+def query(name):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    qid = random.randrange(65536)
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+    s.sendto(q, (sys.argv[1], 53))
+    r, _ = s.recvfrom(512)
+    return r
+r = query("api.sensor.test")
+ip = socket.inet_ntoa(r[-4:])
+query("missing.sensor.test")
+query("broken.sensor.test")
+try:
+    socket.create_connection((ip, 9999), timeout=5)
+except OSError:
+    pass
+print(ip)
+"#;
+
+#[test]
+fn dns_latency_errors_and_names_on_edges() {
+    let sensor = Sensor::start(
+        "[metrics]\naddr = \"127.0.0.1:0\"\n[topology]\njoin_window_ms = 500\n[pipeline]\nstats_interval_secs = 0\n",
+        &["--no-policy"],
+    );
+    let addr = metrics_addr(&sensor);
+    let subnet = (unique() % 200) as u8 + 20;
+    let ns = Netns::new(236, subnet);
+    let (api_ip, dns_ip) = (format!("10.236.{subnet}.2"), format!("10.236.{subnet}.4"));
+    let peer = format!("vt236-{}b", std::process::id() % 100_000);
+    ip(&["-n", &ns.name, "addr", "add", &format!("{dns_ip}/24"), "dev", &peer]);
+    let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-dns");
+    std::fs::write(dir.join("server.py"), DNS_SERVER).unwrap();
+    std::fs::write(dir.join("client.py"), DNS_CLIENT).unwrap();
+    let _server = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3"])
+            .arg(dir.join("server.py"))
+            .args([&dns_ip, &api_ip])
+            .spawn()
+            .unwrap(),
+    );
+    let python = std::fs::canonicalize(
+        String::from_utf8(
+            Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap().stdout,
+        )
+        .unwrap()
+        .trim(),
+    )
+    .unwrap();
+    let client = dir.join(format!("dns-client-{}", unique() % 100_000));
+    std::fs::copy(&python, &client).unwrap();
+    let client_node = client.file_name().unwrap().to_str().unwrap().to_string();
+    // the server needs a moment to bind: retry the whole client until it resolves
+    let start = Instant::now();
+    let out = loop {
+        let out = Command::new(&client).arg(dir.join("client.py")).arg(&dns_ip).output().unwrap();
+        if out.status.success() {
+            break out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), api_ip);
+
+    // the response events carry the round trip
+    let response = sensor.wait_for("the api.sensor.test response", |e| {
+        s(e, &["type"]) == "dns"
+            && s(e, &["dns", "qname"]) == "api.sensor.test"
+            && e["dns"]["response"] == true
+            && s(e, &["process", "exe"]) == client.to_str().unwrap()
+    });
+    let latency = u(&response, &["dns", "latency_ns"]);
+    assert!(latency > 0 && latency < 5_000_000_000, "{response}");
+    assert_eq!(response["dns"]["answers"][0]["data"], api_ip.as_str(), "{response}");
+
+    // the resolver edge: 3 queries, SERVFAIL failed (NXDOMAIN is an answer);
+    // the refused connect to the resolved address is named by the answer
+    let dns_node = format!("{dns_ip}:53");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = metrics(&addr);
+        let labels = format!("{{client=\"{client_node}\",server=\"{dns_node}\",protocol=\"dns\"}} ");
+        let get =
+            |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}{labels}"))).map(str::to_string);
+        let named = series(&text, "sensor_topology_connections_failed_total", &client_node, "api.sensor.test:9999");
+        let got = (get("sensor_topology_requests_total"), get("sensor_topology_requests_failed_total"), named);
+        if got == (Some("3".into()), Some("1".into()), Some(1.0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "want 3 dns requests, 1 failed, and a failed connect to api.sensor.test:9999; got {got:?}\n{}",
+            text.lines().filter(|l| l.contains(&client_node)).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(ns);
+    let _ = std::fs::remove_dir_all(dir);
+}

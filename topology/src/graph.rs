@@ -464,6 +464,13 @@ impl Graph {
                     _ => self.stats.requests_unattributed += 1,
                 }
             }
+            Observation::Exchange { proc, server, protocol, failed, latency_ns } => {
+                let client = self.service_of(proc);
+                let server = self.server_at(canon_sa(*server));
+                let obs =
+                    RequestObs { client_side: true, protocol: *protocol, failed: *failed, latency_ns: *latency_ns };
+                self.count_request(&(client, server), &obs);
+            }
             Observation::DnsAnswer { name, addr } => {
                 self.names.put(canonical(*addr), Arc::from(name.trim_end_matches('.')));
             }

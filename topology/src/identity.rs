@@ -31,6 +31,8 @@ pub struct TopologyConfig {
     /// How often the graph is written to the audit trail as a
     /// `topology_snapshot` record (`sensor topology --db`); 0 = never.
     pub snapshot_interval_secs: u64,
+    /// DNS response codes that count as failed requests on an edge.
+    pub dns_error_rcodes: Vec<String>,
 }
 
 impl Default for TopologyConfig {
@@ -41,6 +43,7 @@ impl Default for TopologyConfig {
             join_window_ms: 2_000,
             names: Vec::new(),
             snapshot_interval_secs: 60,
+            dns_error_rcodes: vec!["SERVFAIL".into(), "REFUSED".into()],
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum Observation<'a> {
     /// (`client_side`: the end that connected). When both ends are on this
     /// host the server's view counts (its latency is the server's time).
     Request { sock_id: u64, client_side: bool, protocol: Protocol, failed: bool, latency_ns: u64 },
+    /// A request/response over a datagram protocol (DNS), seen by the client.
+    Exchange { proc: Proc<'a>, server: SocketAddr, protocol: Protocol, failed: bool, latency_ns: u64 },
 }
 
 /// L7 protocols the sensor parses.
@@ -56,6 +58,7 @@ pub enum Protocol {
     Http,
     Redis,
     Pg,
+    Dns,
 }
 
 impl Protocol {
@@ -64,6 +67,7 @@ impl Protocol {
             Protocol::Http => "http",
             Protocol::Redis => "redis",
             Protocol::Pg => "pg",
+            Protocol::Dns => "dns",
         }
     }
 }

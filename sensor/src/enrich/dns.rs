@@ -14,6 +14,10 @@ pub struct DnsMessage {
     pub qname: String,
     pub qtype: String,
     pub answers: Vec<DnsAnswer>,
+    /// Responses: time since this process sent the query with the same id
+    /// (set by enrichment; absent when the query was not seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,6 +159,7 @@ pub fn parse(b: &[u8]) -> Result<DnsMessage, DnsError> {
         qname,
         qtype,
         answers,
+        latency_ns: None,
     })
 }
 

@@ -39,11 +39,19 @@ pub struct Enricher {
     host: Arc<str>,
     clock: Clock,
     seq: u64,
+    /// DNS queries in flight: (pid, query id, name) -> sent at (boot ns).
+    dns_queries: lru::LruCache<(u32, u16, String), u64>,
 }
 
 impl Enricher {
     pub fn new(table: ProcTable, host: &str) -> Self {
-        Enricher { table, host: Arc::from(host), clock: Clock::now(), seq: 0 }
+        Enricher {
+            table,
+            host: Arc::from(host),
+            clock: Clock::now(),
+            seq: 0,
+            dns_queries: lru::LruCache::new(std::num::NonZeroUsize::new(4096).expect("non-zero")),
+        }
     }
 
     /// Whether the program a process just executed was written (its inode
@@ -86,7 +94,17 @@ impl Enricher {
             _ => self.table.lookup(&rec.hdr),
         };
         let dns = match &rec.body {
-            Body::Dns(d) => dns::parse(&d.payload).ok(),
+            Body::Dns(d) => dns::parse(&d.payload).ok().map(|mut m| {
+                // a client's view: a query it sent, then the response it received
+                use sensor_bpf::wire::{DNS_DIR_RECV, DNS_DIR_SEND};
+                let key = (rec.hdr.pid, m.id, m.qname.to_ascii_lowercase());
+                if m.response && d.direction == DNS_DIR_RECV {
+                    m.latency_ns = self.dns_queries.pop(&key).map(|sent| rec.hdr.ts_boot_ns.saturating_sub(sent));
+                } else if !m.response && d.direction == DNS_DIR_SEND {
+                    self.dns_queries.put(key, rec.hdr.ts_boot_ns);
+                }
+                m
+            }),
             _ => None,
         };
         self.seq += 1;
