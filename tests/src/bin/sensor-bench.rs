@@ -3,7 +3,8 @@
 //! events/s delivered to user space, events lost, workload slowdown.
 //!
 //! Storms: open+close of one file, exec of /bin/true, TCP connect+close to a
-//! loopback listener. Sizes can be scaled with BENCH_SCALE (default 1.0).
+//! loopback listener, HTTP/1.1 keep-alive requests to a local nginx (the L7
+//! capture path). Sizes can be scaled with BENCH_SCALE (default 1.0).
 
 use sensor_e2e::{Sensor, sensor_bin, unique};
 use std::net::{TcpListener, TcpStream};
@@ -46,6 +47,82 @@ fn connect_storm(_: &Path, n: u64) {
     }
 }
 
+/// A local nginx serving a small page on loopback, for the HTTP storm.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Nginx {
+    fn start() -> Nginx {
+        let dir = std::env::temp_dir().join(format!("sensor-bench-nginx-{}", unique()));
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        std::fs::write(dir.join("www/index.html"), "x".repeat(512)).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; keepalive_requests 1000000; client_body_temp_path {d}/t1; proxy_temp_path {d}/t2;\n\
+               fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
+               server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .spawn()
+            .expect("nginx (installed by scripts/install-deps.sh)");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, port, dir }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its worker (SIGKILL would orphan it)
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+static NGINX_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+/// Sequential GETs on one keep-alive connection, each response read whole.
+fn http_storm(_: &Path, n: u64) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = NGINX_PORT.load(std::sync::atomic::Ordering::Relaxed);
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_nodelay(true).unwrap();
+    let mut w = sock.try_clone().unwrap();
+    let mut r = BufReader::new(sock);
+    let mut line = String::new();
+    let mut body = vec![0u8; 4096];
+    for i in 0..n {
+        write!(w, "GET /index.html?i={i} HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        r.read_exact(&mut body[..len]).unwrap();
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -70,7 +147,14 @@ fn main() {
         Workload { name: "open+close storm", event_type: "open", ops: (1_000_000.0 * scale) as u64, run: open_storm },
         Workload { name: "exec storm", event_type: "exec", ops: (3_000.0 * scale) as u64, run: exec_storm },
         Workload { name: "connect storm", event_type: "connect", ops: (20_000.0 * scale) as u64, run: connect_storm },
+        Workload { name: "http keep-alive", event_type: "l7", ops: (50_000.0 * scale) as u64, run: http_storm },
     ];
+    let only_env = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let _nginx = (only_env.is_empty() || "http keep-alive".starts_with(&only_env)).then(|| {
+        let n = Nginx::start();
+        NGINX_PORT.store(n.port, std::sync::atomic::Ordering::Relaxed);
+        n
+    });
     let dir = std::env::temp_dir().join(format!("sensor-bench-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
     eprintln!("sensor binary: {}", sensor_bin().display());
