@@ -32,8 +32,27 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /dev/shm 2>/dev/null
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# The checkout and the cargo target dir (sensor_vm.keep=DIR,DIR on the kernel
+# command line) may live under one of those, e.g. a CI clone in /tmp: a
+# second view of the host root (on devtmpfs, which is writable) lets them be
+# bound back on top of the tmpfs.
+KEEP=
+for w in $(cat /proc/cmdline); do
+  case $w in sensor_vm.keep=*) KEEP=$(tr , ' ' <<<"${w#sensor_vm.keep=}") ;; esac
+done
+mkdir -p /dev/.hostroot
+mount --bind / /dev/.hostroot
 for d in /tmp /run /var/tmp /root /var/lib/sensor /var/log; do
-  [ -d "$d" ] && mount -t tmpfs tmpfs "$d"
+  [ -d "$d" ] || continue
+  mount -t tmpfs tmpfs "$d"
+  for k in $KEEP; do
+    case $k/ in
+      "$d"/*)
+        mkdir -p "$k"
+        mount --bind "/dev/.hostroot$k" "$k" || echo "sensor-vm guest: cannot keep $k visible"
+        ;;
+    esac
+  done
 done
 mkdir -p $SHARE
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 sensorout $SHARE || {

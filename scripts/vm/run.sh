@@ -171,7 +171,7 @@ EOF
       -kernel "${VMLINUZ[$k]}" -initrd "$initrd" \
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
       -virtfs "local,path=$share,mount_tag=sensorout,security_model=none" \
-      -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf panic=-1 quiet sensor_vm.guest=$HERE/guest.sh" \
+      -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf panic=-1 quiet sensor_vm.guest=$HERE/guest.sh sensor_vm.keep=$ROOT,$TARGET" \
       </dev/null >"$dir/console.log" 2>"$dir/qemu.stderr"
   }
   qrc=0
