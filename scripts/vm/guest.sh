@@ -102,6 +102,14 @@ t0=$(date +%s)
 timeout "$STEP_TIMEOUT" "$SENSOR_BIN" probe --json >"$SHARE/probe.json" 2>"$SHARE/probe.stderr"
 step probe $? $(($(date +%s) - t0))
 
+# 1b. the same with the preferred variants off: the tracepoint programs they
+# replace must load under this kernel's verifier too (a kernel like this one
+# without trampolines would use them)
+t0=$(date +%s)
+SENSOR_KERNEL_PREFER=tracepoint timeout "$STEP_TIMEOUT" "$SENSOR_BIN" probe --json \
+  >"$SHARE/probe-tracepoint.json" 2>"$SHARE/probe-tracepoint.stderr"
+step probe-tracepoint $? $(($(date +%s) - t0))
+
 # 2. the kernel e2e tests, one binary per step (they run the sensor themselves)
 export SENSOR_BIN SENSOR_E2E_EXPECT_MECHANISMS="$EXPECT_MECHANISMS" RUST_BACKTRACE=1
 cd "$TEST_CWD" || exit 1

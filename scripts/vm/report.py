@@ -8,7 +8,9 @@ tests' result lines.
     report.py --probe-json FILE LABEL                 (just a probe's tables)
 
 Exit status 0 only when the guest finished (share/done exists), every step
-exited 0, the tests ran, and every expected capability got the expected kind of program; 1 otherwise.
+exited 0, the tests ran, every expected capability got the expected kind of
+program, and with SENSOR_KERNEL_PREFER=tracepoint every capability still
+loaded (through its tracepoint programs); 1 otherwise.
 Writes RESULT_DIR/summary.json.
 """
 
@@ -17,7 +19,7 @@ import os
 import re
 import sys
 
-STEPS = ("probe",)
+STEPS = ("probe", "probe-tracepoint")
 
 
 def read(path, default=""):
@@ -83,6 +85,21 @@ def main(argv):
             cap, _, kind = pair.partition("=")
             if got.get(cap) != kind:
                 problems.append(f"capability {cap}: expected {kind}, the probe chose {got.get(cap)}")
+
+    # with SENSOR_KERNEL_PREFER=tracepoint every capability must still load
+    try:
+        fallback = json.loads(read(os.path.join(share, "probe-tracepoint.json")))
+        kinds = {c.get("capability"): c.get("kind") for c in fallback.get("capabilities", [])}
+        print("  with SENSOR_KERNEL_PREFER=tracepoint: " + ", ".join(f"{c}={k}" for c, k in kinds.items()))
+        for cap, kind in kinds.items():
+            if kind not in ("tracepoint", "tp_btf"):
+                problems.append(f"SENSOR_KERNEL_PREFER=tracepoint: {cap} got {kind}")
+        for pair in expect.split():
+            cap = pair.partition("=")[0]
+            if kinds.get(cap) != "tracepoint":
+                problems.append(f"SENSOR_KERNEL_PREFER=tracepoint: {cap} did not fall back ({kinds.get(cap)})")
+    except ValueError as e:
+        problems.append(f"probe-tracepoint.json is not JSON: {e}")
 
     print("  steps (exit code, seconds):")
     for name, (rc, secs) in steps.items():
