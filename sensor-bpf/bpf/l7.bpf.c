@@ -26,11 +26,21 @@ struct {
 	__type(value, struct l7_pending);
 } l7_pending_map SEC(".maps");
 
-/* Connections classified so far: socket -> L7_PROTO_*. */
+/* A connection: the socket and its addresses. A freed socket's memory is
+ * reused for later sockets, so the pointer alone would carry a closed
+ * connection's protocol over to a new one. */
+struct l7_conn_key {
+	__u64 sk;
+	__u16 sport;
+	__u16 dport;
+	__u32 daddr; /* IPv4, or the last 4 bytes of IPv6 */
+};
+
+/* Connections classified so far -> L7_PROTO_*. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__type(key, struct l7_conn_key);
 	__type(value, __u8);
 } l7_conns SEC(".maps");
 
@@ -125,7 +135,11 @@ static __always_inline int l7_exit(long ret)
 		bpf_ringbuf_discard(ev, 0);
 		return 0;
 	}
-	__u8 *known = bpf_map_lookup_elem(&l7_conns, &p.sk);
+	struct net_event addrs;
+	read_addrs((const struct sock *)p.sk, &addrs);
+	struct l7_conn_key key = { .sk = p.sk, .sport = addrs.sport, .dport = addrs.dport };
+	__builtin_memcpy(&key.daddr, addrs.family == AF_INET6_ ? &addrs.daddr[12] : addrs.daddr, 4);
+	__u8 *known = bpf_map_lookup_elem(&l7_conns, &key);
 	__u8 proto = known ? *known : 0;
 	if (!proto) {
 		proto = classify(ev->data, n);
@@ -133,11 +147,9 @@ static __always_inline int l7_exit(long ret)
 			bpf_ringbuf_discard(ev, 0);
 			return 0;
 		}
-		bpf_map_update_elem(&l7_conns, &p.sk, &proto, BPF_ANY);
+		bpf_map_update_elem(&l7_conns, &key, &proto, BPF_ANY);
 	}
 	fill_header(&ev->hdr, EV_L7);
-	struct net_event addrs;
-	read_addrs((const struct sock *)p.sk, &addrs);
 	__builtin_memcpy(ev->saddr, addrs.saddr, 16);
 	__builtin_memcpy(ev->daddr, addrs.daddr, 16);
 	ev->sport = addrs.sport;

@@ -101,8 +101,12 @@ pub struct L7Stats {
     pub connections_evicted: u64,
 }
 
+/// (pid, socket, local port, remote port): the ports tell a reused socket
+/// address's new connection from the closed one.
+type ConnKey = (u32, u64, u16, u16);
+
 pub struct Tracker {
-    conns: LruCache<(u32, u64), Conn>,
+    conns: LruCache<ConnKey, Conn>,
     pub stats: L7Stats,
 }
 
@@ -266,7 +270,7 @@ impl Tracker {
         self.stats.payloads += 1;
         // keyed by process too: after fork both ends share a socket, and
         // each process's reads and writes are its own stream
-        let key = (pid, l7.sock_id);
+        let key = (pid, l7.sock_id, l7.sport, l7.dport);
         if !self.conns.contains(&key) && self.conns.len() == self.conns.cap().get() {
             self.conns.pop_lru();
             self.stats.connections_evicted += 1;

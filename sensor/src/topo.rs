@@ -23,6 +23,46 @@ impl TopologySlot {
     }
 }
 
+/// Names network namespaces for service identities: the `ip netns` name
+/// when there is one (a bind mount in /run/netns), else `netns:INODE`; the
+/// sensor's own namespace (the host's, in production) has none.
+struct NetnsNames {
+    host: Option<u64>,
+    names: std::collections::HashMap<u64, Arc<str>>,
+    last_scan: Option<Instant>,
+}
+
+impl NetnsNames {
+    fn new() -> Self {
+        let host = std::fs::read_link("/proc/self/ns/net")
+            .ok()
+            .and_then(|l| l.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok());
+        NetnsNames { host, names: Default::default(), last_scan: None }
+    }
+
+    fn label(&mut self, inode: Option<u64>) -> Option<Arc<str>> {
+        let inode = inode.filter(|i| Some(*i) != self.host)?;
+        // a namespace named since the last look: look again (bounded rate)
+        if !self.names.contains_key(&inode) && self.last_scan.is_none_or(|t| t.elapsed() >= Duration::from_millis(100))
+        {
+            self.scan();
+        }
+        Some(self.names.get(&inode).cloned().unwrap_or_else(|| Arc::from(format!("netns:{inode}"))))
+    }
+
+    fn scan(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        self.last_scan = Some(Instant::now());
+        self.names.clear();
+        let Ok(dir) = std::fs::read_dir("/run/netns") else { return };
+        for e in dir.flatten().take(4096) {
+            if let (Ok(md), Some(name)) = (std::fs::metadata(e.path()), e.file_name().to_str()) {
+                self.names.insert(md.ino(), Arc::from(name));
+            }
+        }
+    }
+}
+
 /// Owned by the pipeline thread.
 pub struct Topology {
     graph: Graph,
@@ -32,6 +72,7 @@ pub struct Topology {
     last_snapshot: Instant,
     /// DNS response codes counted as failed requests.
     dns_errors: Vec<String>,
+    netns: NetnsNames,
 }
 
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -45,16 +86,19 @@ impl Topology {
             snapshot_every: (cfg.snapshot_interval_secs > 0).then(|| Duration::from_secs(cfg.snapshot_interval_secs)),
             last_snapshot: Instant::now(),
             dns_errors: cfg.dns_error_rcodes.clone(),
+            netns: NetnsNames::new(),
         }
     }
 
     pub fn observe(&mut self, ev: &Event) {
         let p = &ev.process;
+        let netns = self.netns.label(p.netns);
         let proc = Proc {
             pid: ev.hdr.pid,
             exe: &p.exe,
             container_id: p.container_id.as_deref(),
             systemd_unit: p.systemd_unit.as_deref(),
+            netns: netns.as_deref(),
         };
         let now = Instant::now();
         match &ev.body {

@@ -128,7 +128,8 @@ fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
         s(e, &["type"]) == "listen" && s(e, &["net", "saddr"]) == server_ip && u(e, &["net", "sport"]) == 8080
     });
     let exe = s(&listen, &["process", "exe"]).rsplit('/').next().unwrap().to_string();
-    let server_node = format!("{exe}:8080");
+    // outside the host's namespace the namespace is part of the node's name
+    let server_node = format!("{exe}:8080@{}", ns.name);
 
     // a fresh client binary so no other traffic on this host shares its node name
     let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-topo");
@@ -290,9 +291,10 @@ fn a_reverse_proxy_shows_as_two_edges() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let text = metrics(&addr);
-        let front = series(&text, "sensor_topology_connections_total", &client_node, "nginx:8080");
+        let proxy_node = format!("nginx:8080@{}", ns.name);
+        let front = series(&text, "sensor_topology_connections_total", &client_node, &proxy_node);
         // the warm-up request also went through the proxy: 5 upstream connections
-        let back = series(&text, "sensor_topology_connections_total", "nginx:8080", &backend_node);
+        let back = series(&text, "sensor_topology_connections_total", &proxy_node, &backend_node);
         if front == Some(4.0) && back == Some(5.0) {
             // no blurred edge from the client straight to the backend
             assert_eq!(series(&text, "sensor_topology_connections_total", &client_node, &backend_node), None);
@@ -300,7 +302,7 @@ fn a_reverse_proxy_shows_as_two_edges() {
         }
         assert!(
             Instant::now() < deadline,
-            "want {client_node} -> nginx:8080 = 4 and nginx:8080 -> {backend_node} = 5, got {front:?} and {back:?}:\n{}",
+            "want {client_node} -> {proxy_node} = 4 and {proxy_node} -> {backend_node} = 5, got {front:?} and {back:?}:\n{}",
             text.lines().filter(|l| l.starts_with("sensor_topology_connections_total")).collect::<Vec<_>>().join("\n")
         );
         std::thread::sleep(Duration::from_millis(250));
@@ -375,7 +377,8 @@ fn http_requests_failures_and_latency_on_an_edge() {
     );
     let base = format!("http://{server_ip}:8080");
     wait_until_served(&format!("{base}/ready"));
-    let server_node = format!("{}:8080", python.file_name().unwrap().to_str().unwrap());
+    let server_exe = python.file_name().unwrap().to_str().unwrap().to_string();
+    let server_node = format!("{server_exe}:8080@{}", ns.name);
     let client = dir.join(format!("l7-client-{}", unique() % 100_000));
     std::fs::copy("/usr/bin/curl", &client).unwrap();
     let client_node = client.file_name().unwrap().to_str().unwrap().to_string();
@@ -425,7 +428,7 @@ fn http_requests_failures_and_latency_on_an_edge() {
     let server_side: Vec<_> = events
         .iter()
         .filter(|e| s(e, &["http", "role"]) == "server" && s(e, &["http", "path"]) != "/ready")
-        .filter(|e| s(e, &["process", "exe"]).ends_with(&*server_node.replace(":8080", "")))
+        .filter(|e| s(e, &["process", "exe"]).ends_with(&server_exe))
         .collect();
     assert_eq!(server_side.len(), 7, "{events:#?}");
     let own: std::collections::HashMap<String, f64> = std::fs::read_to_string(dir.join("server.log"))
@@ -539,7 +542,7 @@ fn redis_and_postgres_commands_and_errors_are_counted() {
     let listen = sensor.wait_for("redis listen", |e| {
         s(e, &["type"]) == "listen" && s(e, &["net", "saddr"]) == ip && u(e, &["net", "sport"]) == 6379
     });
-    let redis_node = format!("{}:6379", s(&listen, &["process", "exe"]).rsplit('/').next().unwrap());
+    let redis_node = format!("{}:6379@{}", s(&listen, &["process", "exe"]).rsplit('/').next().unwrap(), ns.name);
     assert_eq!(cli(&["SET", "k", "v"]).stdout, b"OK\n");
     assert_eq!(cli(&["GET", "k"]).stdout, b"v\n");
     // INCR of a non-number: an error reply
@@ -629,7 +632,7 @@ fn redis_and_postgres_commands_and_errors_are_counted() {
     let failed: Vec<&serde_json::Value> = ours.iter().filter(|e| e["failed"] == true).collect();
     assert_eq!(failed.len(), 1);
     assert!(s(failed[0], &["pg", "error"]).contains("missing_table"), "{}", failed[0]);
-    wait_for_requests(&addr, "psql", "postgres:5432", "pg", (4.0 + probes, 1.0));
+    wait_for_requests(&addr, "psql", &format!("postgres:5432@{}", ns.name), "pg", (4.0 + probes, 1.0));
     drop(pg);
     drop(ns);
     let _ = std::fs::remove_dir_all(dir);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use topology::{CloseStats, Graph, Observation, Proc, TopologyConfig};
 
 fn proc(pid: u32, exe: &str) -> Proc<'_> {
-    Proc { pid, exe, container_id: None, systemd_unit: None }
+    Proc { pid, exe, container_id: None, systemd_unit: None, netns: None }
 }
 
 /// `n` connections between `services` client/server pairs; returns the time per connection.

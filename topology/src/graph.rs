@@ -588,7 +588,7 @@ mod tests {
     use super::*;
 
     fn p(pid: u32, exe: &str) -> Proc<'_> {
-        Proc { pid, exe, container_id: None, systemd_unit: None }
+        Proc { pid, exe, container_id: None, systemd_unit: None, netns: None }
     }
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()

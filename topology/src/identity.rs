@@ -99,8 +99,21 @@ impl Namer {
         Namer { rules }
     }
 
-    /// The service a process belongs to; `port` is the port it serves, if any.
+    /// The service a process belongs to; `port` is the port it serves, if
+    /// any. Outside the host's network namespace the namespace is part of
+    /// the name (`nginx:80@web-ns`), unless a container or a configured name
+    /// already tells the copies apart.
     pub(crate) fn service(&self, p: &Proc, port: Option<u16>) -> Arc<str> {
+        let base = self.base_service(p, port);
+        match p.netns {
+            Some(ns) if !base.starts_with("container:") && !self.rules.iter().any(|(_, _, n)| *n == base) => {
+                Arc::from(format!("{base}@{ns}"))
+            }
+            _ => base,
+        }
+    }
+
+    fn base_service(&self, p: &Proc, port: Option<u16>) -> Arc<str> {
         for (r, glob, name) in &self.rules {
             let exe_ok = glob.as_ref().is_none_or(|g| g.is_match(p.exe)) && (r.exe.is_none() || glob.is_some());
             let container_ok =
@@ -128,7 +141,7 @@ mod tests {
     use super::*;
 
     fn proc<'a>(exe: &'a str, container: Option<&'a str>, unit: Option<&'a str>) -> Proc<'a> {
-        Proc { pid: 1, exe, container_id: container, systemd_unit: unit }
+        Proc { pid: 1, exe, container_id: container, systemd_unit: unit, netns: None }
     }
 
     #[test]
@@ -153,6 +166,10 @@ mod tests {
         assert_eq!(&*n.service(&proc("/usr/bin/python3", None, Some("session-3.scope")), Some(8080)), "python3:8080");
         assert_eq!(&*n.service(&proc("/usr/bin/curl", None, Some("user@0.service")), None), "curl");
         assert_eq!(&*n.service(&proc("", None, None), None), "unknown");
+        let in_ns = Proc { netns: Some("blue"), ..proc("/usr/bin/python3", None, None) };
+        assert_eq!(&*n.service(&in_ns, Some(8080)), "python3:8080@blue");
+        let named = Proc { netns: Some("blue"), ..proc("/srv/x/checkout-1", None, None) };
+        assert_eq!(&*n.service(&named, Some(80)), "checkout");
     }
 
     #[test]

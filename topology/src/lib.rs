@@ -28,6 +28,9 @@ pub struct Proc<'a> {
     pub exe: &'a str,
     pub container_id: Option<&'a str>,
     pub systemd_unit: Option<&'a str>,
+    /// The network namespace, when not the host's: two copies of a service
+    /// in two namespaces are two nodes.
+    pub netns: Option<&'a str>,
 }
 
 /// What the sensor saw, in the order it saw it.

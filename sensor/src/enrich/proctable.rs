@@ -40,6 +40,8 @@ pub struct ProcInfo {
     pub egid: Option<u32>,
     pub container_id: Option<Arc<str>>,
     pub systemd_unit: Option<Arc<str>>,
+    /// The network namespace's inode (`/proc/PID/ns/net`), when read.
+    pub netns: Option<u64>,
     /// Ancestors' executables, nearest first.
     pub lineage: Arc<[Arc<str>]>,
     pub source: Source,
@@ -59,6 +61,7 @@ impl ProcInfo {
             egid: None,
             container_id: None,
             systemd_unit: None,
+            netns: None,
             lineage: Arc::from(Vec::new()),
             source: Source::Unknown,
         }
@@ -189,6 +192,7 @@ impl ProcTable {
             euid,
             egid,
             container_id: cg.container_id.map(Arc::from),
+            netns: netns_of(&dir),
             systemd_unit: cg.systemd_unit.map(Arc::from),
             lineage: self.lineage_of_parent(ppid),
             source: Source::Procfs,
@@ -220,6 +224,8 @@ impl ProcTable {
             egid: Some(exec.egid),
             container_id,
             systemd_unit,
+            netns: netns_of(&self.procfs_root.join(hdr.pid.to_string()))
+                .or_else(|| parent.as_ref().and_then(|p| p.netns)),
             lineage: self.lineage_of_parent(hdr.ppid),
             source: Source::Exec,
         });
@@ -325,6 +331,12 @@ fn clock_ticks_per_sec() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
+}
+
+/// The inode of a process's network namespace, from `DIR/ns/net` ("net:[N]").
+fn netns_of(proc_dir: &std::path::Path) -> Option<u64> {
+    let link = std::fs::read_link(proc_dir.join("ns/net")).ok()?;
+    link.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
 fn read_bounded(path: &std::path::Path, max: usize) -> Option<Vec<u8>> {
