@@ -35,6 +35,17 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Renames a bad database to `PATH.corrupt-SECS` (kept for inspection).
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
+    std::fs::rename(path, &aside)?;
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    Ok(aside)
+}
+
 pub struct Store {
     conn: Connection,
     pub path: PathBuf,
@@ -108,16 +119,8 @@ impl Store {
         match Store::open(path) {
             Ok(s) => Ok((s, None)),
             Err(StoreError::Corrupt(why)) => {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
-                std::fs::rename(path, &aside)
-                    .map_err(|e| StoreError::Io(format!("{why}; and cannot move it aside: {e}")))?;
-                for ext in ["-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-                }
+                let aside =
+                    move_aside(path).map_err(|e| StoreError::Io(format!("{why}; and cannot move it aside: {e}")))?;
                 let s = Store::open(path)?;
                 Ok((s, Some(format!("{why}; moved it to {} and started with empty baselines", aside.display()))))
             }

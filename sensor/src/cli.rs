@@ -33,6 +33,9 @@ pub enum Command {
     Alerts(alerting::AlertsCommand),
     /// The running sensor's service map (who talks to whom), from its admin socket.
     Topology(crate::topology_cli::TopologyArgs),
+    /// Learned baselines (anomaly detection): show, reset, accept an anomaly as normal.
+    #[command(subcommand)]
+    Baseline(anomaly::cli::BaselineCommand),
 }
 
 #[derive(Args, Debug, Default)]

@@ -47,6 +47,8 @@ pub struct Config {
     pub topology: topology::TopologyConfig,
     /// L7 request tracking (HTTP, Redis, PostgreSQL).
     pub l7: crate::l7::L7Config,
+    /// Anomaly detection: per-service baselines (needs `topology`).
+    pub anomaly: anomaly::AnomalyConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -224,6 +226,11 @@ impl Config {
         }
         if let Err(e) = self.topology.validate() {
             errs.push(format!("topology: {e}"));
+        }
+        if self.anomaly.enabled
+            && let Err(e) = self.anomaly.validate()
+        {
+            errs.push(format!("anomaly: {e}"));
         }
         if self.pipeline.queue_capacity == 0 {
             errs.push("pipeline.queue_capacity must be at least 1".into());

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod anomaly_glue;
 pub mod cli;
 pub mod config;
 pub mod decode;

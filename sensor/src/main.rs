@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => exit(audit::run_cli(cmd)),
         Command::Alerts(cmd) => exit(alerting::run_cli(cmd)),
         Command::Topology(args) => sensor::topology_cli::run(args),
+        Command::Baseline(cmd) => exit(anomaly::cli::run_cli(cmd)),
     }
 }
 

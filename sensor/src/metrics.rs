@@ -57,7 +57,7 @@ const BY_TYPE: &[(&str, &str, &str)] = &[
 ];
 
 /// Sub-systems whose numeric counters are exported as `sensor_<section>_<key>`.
-const SECTIONS: &[&str] = &["policy", "audit", "alerting"];
+const SECTIONS: &[&str] = &["policy", "audit", "alerting", "anomaly"];
 
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()

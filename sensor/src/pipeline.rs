@@ -93,6 +93,8 @@ pub struct Processor {
     pub topology: Option<crate::topo::Topology>,
     /// Matches L7 payloads into requests; `l7_emit` says which become events.
     pub l7: Option<(crate::l7::Tracker, String)>,
+    /// Learns baselines from the topology's edges and exec events; needs `topology`.
+    pub anomaly: Option<crate::anomaly_glue::AnomalyGlue>,
     last_error_log: Option<Instant>,
 }
 
@@ -107,6 +109,7 @@ impl Processor {
             stats,
             topology: None,
             l7: None,
+            anomaly: None,
             last_error_log: None,
         }
     }
@@ -120,6 +123,7 @@ impl Processor {
         if let Some(payload) = crate::l7::payload(ev) {
             // raw payloads are not events: their requests are
             self.handle_l7(ev, payload);
+            self.anomaly_turn(None, false);
             self.stats.processed.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -137,7 +141,21 @@ impl Processor {
                 }
             }
         }
+        self.anomaly_turn(Some(ev), false);
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Feeds the anomaly detector (after the event itself went out, so an
+    /// anomaly follows its cause in the stream) and emits what it found.
+    fn anomaly_turn(&mut self, ev: Option<&Event>, tick: bool) {
+        let (Some(a), Some(t)) = (&mut self.anomaly, &mut self.topology) else { return };
+        if let Some(ev) = ev {
+            a.observe_event(ev, t);
+        }
+        let found = if tick { a.tick(t) } else { a.drain(t) };
+        for v in found {
+            self.handle_synthetic(v);
+        }
     }
 
     fn handle_l7(&mut self, ev: &Event, payload: &crate::decode::L7) {
@@ -217,6 +235,7 @@ impl Processor {
     }
 
     fn tick(&mut self) {
+        self.anomaly_turn(None, true);
         let Some(t) = &mut self.topology else { return };
         if let Some(snapshot) = t.tick() {
             self.record_snapshot(snapshot);
@@ -235,6 +254,10 @@ impl Processor {
     }
 
     fn finish(mut self) {
+        self.anomaly_turn(None, false);
+        if let Some(a) = self.anomaly.take() {
+            a.finish();
+        }
         self.flush();
         if let Some(t) = &mut self.topology {
             let snapshot = t.publish_now();

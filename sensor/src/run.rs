@@ -172,6 +172,19 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
     if cfg.topology.enabled {
         processor.topology = Some(crate::topo::Topology::new(&cfg.topology, topology_slot.clone()));
     }
+    let anomaly_slot = crate::anomaly_glue::StatsSlot::default();
+    if cfg.anomaly.enabled {
+        match &mut processor.topology {
+            Some(t) => {
+                let path =
+                    cfg.anomaly.path.clone().unwrap_or_else(|| crate::anomaly_glue::default_path(&cfg.audit.path));
+                t.record_activity(crate::anomaly_glue::ACTIVITY_CAP);
+                processor.anomaly =
+                    Some(crate::anomaly_glue::AnomalyGlue::open(&cfg.anomaly, &path, anomaly_slot.clone()));
+            }
+            None => tracing::warn!("anomaly detection is off: it learns from the topology, and [topology] is off"),
+        }
+    }
     processor.policy = policy.as_ref().map(|p| p.engine());
     let _watch = match &policy {
         Some(p) if cfg.policy.watch => {
@@ -268,6 +281,9 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         }
         if let Some(a) = &audit {
             v["audit"] = serde_json::to_value(a.stats()).unwrap_or_default();
+        }
+        if let Some(a) = anomaly_slot.get() {
+            v["anomaly"] = a;
         }
         if let Some(a) = &alerter {
             v["alerting"] = serde_json::to_value(a.stats()).unwrap_or_default();

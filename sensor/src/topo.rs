@@ -153,6 +153,35 @@ impl Topology {
         }
     }
 
+    /// Records edge activity for the anomaly detector (see [`topology::Activity`]).
+    pub fn record_activity(&mut self, cap: usize) {
+        self.graph.record_activity(cap);
+    }
+
+    pub fn drain_activity(&mut self, out: &mut Vec<topology::Activity>) {
+        self.graph.drain_activity(out);
+    }
+
+    pub fn activity_dropped(&self) -> u64 {
+        self.graph.activity_dropped()
+    }
+
+    /// The service that started an exec'd process: its parent's (the
+    /// parent's pid, executable and namespaces), named as on the edges.
+    pub fn parent_service(&mut self, ev: &Event) -> Option<Arc<str>> {
+        let p = &ev.process;
+        let parent_exe = p.lineage.first()?;
+        let netns = self.netns.label(p.netns);
+        let proc = Proc {
+            pid: ev.hdr.ppid,
+            exe: parent_exe,
+            container_id: p.container_id.as_deref(),
+            systemd_unit: p.systemd_unit.as_deref(),
+            netns: netns.as_deref(),
+        };
+        Some(self.graph.service_for(&proc))
+    }
+
     /// A completed L7 request, seen by one end of its connection.
     pub fn request(&mut self, c: &crate::l7::Completed) {
         let obs = Observation::Request {

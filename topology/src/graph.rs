@@ -96,6 +96,19 @@ pub struct GraphStats {
     pub requests_unattributed: u64,
 }
 
+/// What the graph counted, in order, for consumers that learn from edges
+/// (the anomaly detector). Off unless [`Graph::record_activity`] is called.
+#[derive(Debug, Clone)]
+pub enum Activity {
+    /// A connection (or a datagram exchange) on an edge. `*_local`: that
+    /// end is a service on this host (else an address or a DNS name).
+    Connection { client: Arc<str>, server: Arc<str>, client_local: bool, server_local: bool, ok: bool },
+    /// An L7 request counted on an edge.
+    Request { client: Arc<str>, server: Arc<str>, protocol: Protocol, failed: bool, latency_ns: u64 },
+    /// A service listens on a port.
+    Listen { service: Arc<str>, port: u16 },
+}
+
 type EdgeKey = (Arc<str>, Arc<str>);
 /// A connection's addresses from the client's side: (client addr, server addr).
 type Tuple = (SocketAddr, SocketAddr);
@@ -146,6 +159,9 @@ pub struct Graph {
     socks: LruCache<u64, SockRef>,
     names: LruCache<IpAddr, Arc<str>>,
     stats: GraphStats,
+    /// Recorded activity (bounded) and what did not fit.
+    activity: Option<(Vec<Activity>, usize)>,
+    activity_dropped: u64,
 }
 
 fn cap(n: usize) -> NonZeroUsize {
@@ -189,7 +205,52 @@ impl Graph {
             socks: LruCache::new(cap(SOCKETS_MAX)),
             names: LruCache::new(cap(NAMES_MAX)),
             stats: GraphStats::default(),
+            activity: None,
+            activity_dropped: 0,
         }
+    }
+
+    /// Records [`Activity`] from now on, at most `cap` between two drains
+    /// (the excess is counted in [`Graph::activity_dropped`]).
+    pub fn record_activity(&mut self, cap: usize) {
+        self.activity = Some((Vec::new(), cap.max(1)));
+    }
+
+    /// Moves the recorded activity to `out`.
+    pub fn drain_activity(&mut self, out: &mut Vec<Activity>) {
+        if let Some((a, _)) = &mut self.activity {
+            out.append(a);
+        }
+    }
+
+    pub fn activity_dropped(&self) -> u64 {
+        self.activity_dropped
+    }
+
+    fn push_activity(&mut self, a: impl FnOnce() -> Activity) {
+        if let Some((v, cap)) = &mut self.activity {
+            if v.len() < *cap {
+                v.push(a());
+            } else {
+                self.activity_dropped += 1;
+            }
+        }
+    }
+
+    /// The service a process belongs to (as it would be named on an edge).
+    pub fn service_for(&mut self, p: &Proc) -> Arc<str> {
+        self.service_of(p)
+    }
+
+    /// Whether `addr` is a listener on this host (what `server_at` names a service).
+    fn is_local_server(&self, addr: SocketAddr) -> bool {
+        let ip = addr.ip();
+        if self.listeners.contains(&(ip, addr.port())) {
+            return true;
+        }
+        let any = if ip.is_ipv4() { IpAddr::from([0u8; 4]) } else { IpAddr::from([0u16; 8]) };
+        (ip.is_loopback() || self.local_ips.contains(&ip))
+            && [any, IpAddr::from([0u8; 4])].iter().any(|w| self.listeners.contains(&(*w, addr.port())))
     }
 
     pub fn stats(&self) -> GraphStats {
@@ -295,6 +356,14 @@ impl Graph {
                 ((client, server), sock_id, false, close, None)
             }
         };
+        let server_local = !client_side || self.is_local_server(tuple.1);
+        self.push_activity(|| Activity::Connection {
+            client: key.0.clone(),
+            server: key.1.clone(),
+            client_local: client_side,
+            server_local,
+            ok: true,
+        });
         self.count_connection(key.clone(), true, latency);
         // the only end this host saw: its requests count
         for r in &p.requests {
@@ -309,6 +378,13 @@ impl Graph {
     }
 
     fn count_request(&mut self, key: &EdgeKey, r: &RequestObs) {
+        self.push_activity(|| Activity::Request {
+            client: key.0.clone(),
+            server: key.1.clone(),
+            protocol: r.protocol,
+            failed: r.failed,
+            latency_ns: r.latency_ns,
+        });
         let e = self.edge(key.clone());
         let s = e.requests.entry(r.protocol.name()).or_default();
         s.requests += 1;
@@ -347,6 +423,7 @@ impl Graph {
             Observation::Listen { proc, local } => {
                 let local = canon_sa(*local);
                 let service = self.serves(proc, local.port());
+                self.push_activity(|| Activity::Listen { service: service.clone(), port: local.port() });
                 self.listeners.put((local.ip(), local.port()), service);
                 if !local.ip().is_unspecified() {
                     self.local_ips.put(local.ip(), ());
@@ -358,7 +435,15 @@ impl Graph {
                 let client = self.service_of(proc);
                 if !ok {
                     // no accept will come
+                    let server_local = self.is_local_server(tuple.1);
                     let server = self.server_at(tuple.1);
+                    self.push_activity(|| Activity::Connection {
+                        client: client.clone(),
+                        server: server.clone(),
+                        client_local: true,
+                        server_local,
+                        ok: false,
+                    });
                     self.count_connection((client, server), false, Some(*latency_ns));
                     return;
                 }
@@ -370,6 +455,13 @@ impl Graph {
                     }) => {
                         self.stats.joined += 1;
                         let key = (client, server);
+                        self.push_activity(|| Activity::Connection {
+                            client: key.0.clone(),
+                            server: key.1.clone(),
+                            client_local: true,
+                            server_local: true,
+                            ok: true,
+                        });
                         self.count_connection(key.clone(), true, Some(*latency_ns));
                         self.joined_requests(&key, &requests);
                         // the client end (this connect) carries the totals; a server end that
@@ -398,6 +490,13 @@ impl Graph {
                     }) => {
                         self.stats.joined += 1;
                         let key = (client, server);
+                        self.push_activity(|| Activity::Connection {
+                            client: key.0.clone(),
+                            server: key.1.clone(),
+                            client_local: true,
+                            server_local: true,
+                            ok: true,
+                        });
                         self.count_connection(key.clone(), true, Some(latency_ns));
                         self.joined_requests(&key, &requests);
                         match close {
@@ -466,7 +565,15 @@ impl Graph {
             }
             Observation::Exchange { proc, server, protocol, failed, latency_ns } => {
                 let client = self.service_of(proc);
+                let server_local = self.is_local_server(canon_sa(*server));
                 let server = self.server_at(canon_sa(*server));
+                self.push_activity(|| Activity::Connection {
+                    client: client.clone(),
+                    server: server.clone(),
+                    client_local: true,
+                    server_local,
+                    ok: !*failed,
+                });
                 let obs =
                     RequestObs { client_side: true, protocol: *protocol, failed: *failed, latency_ns: *latency_ns };
                 self.count_request(&(client, server), &obs);

@@ -15,7 +15,7 @@ mod graph;
 mod identity;
 mod prometheus;
 
-pub use graph::{EdgeSnapshot, Graph, GraphStats, Histogram, NodeSnapshot, Snapshot};
+pub use graph::{Activity, EdgeSnapshot, Graph, GraphStats, Histogram, NodeSnapshot, Snapshot};
 pub use identity::{NameRule, TopologyConfig};
 pub use prometheus::render;
 
