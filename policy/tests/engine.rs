@@ -22,7 +22,7 @@ fn only(errors: &PolicyErrors, kind: ErrorKind) -> &policy::PolicyError {
 fn loads_default_rules_from_dir_and_embedded() {
     let set = PolicySet::load(&config_for(&[&default_rules_dir()]), &[]).unwrap();
     let ids: Vec<_> = set.rules().iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids.len(), 53, "{ids:?}");
+    assert_eq!(ids.len(), 62, "{ids:?}");
     for id in [
         "account_database_modified",
         "bpf_program_load",
