@@ -58,8 +58,11 @@ pub struct AnomalyGlue {
     slot: StatsSlot,
 }
 
+/// The store and what it held.
+type Loaded = (Store, anomaly::Global, Vec<(String, anomaly::Service)>);
+
 /// Opens and loads the database; a corrupt one is moved aside once.
-fn open_store(path: &Path, max: usize) -> Result<(Store, anomaly::Global, Vec<(String, anomaly::Service)>), String> {
+fn open_store(path: &Path, max: usize) -> Result<Loaded, String> {
     let (store, warn) = Store::open_or_fresh(path).map_err(|e| e.to_string())?;
     if let Some(w) = warn {
         tracing::error!("anomaly: {w}");
