@@ -22,7 +22,7 @@ mod testing;
 
 pub use cli::{PolicyCommand, RuleSourceArgs, run_cli};
 pub use config::{Exception, PolicyConfig, RuleOverride};
-pub use engine::PolicyEngine;
+pub use engine::{PolicyEngine, RuleCost};
 pub use error::{ErrorKind, PolicyError, PolicyErrors};
 pub use model::{
     Alert, EVENT_TYPES, Evaluation, PolicyCounters, RuleRuntimeError, RuntimeErrorKind, Severity, UnknownSeverity,

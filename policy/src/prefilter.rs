@@ -8,6 +8,7 @@
 //! * `input.a.b == LIT` (or `LIT == input.a.b`)
 //! * `input.a.b in {LIT, ...}` / `input.a.b in [LIT, ...]`
 //! * `LIT in input.a.b`
+//! * `input.a.b[_] in {LIT, ...}` (some member of a collection is one of the literals)
 //! * `startswith(input.a.b, "s")`, `endswith(...)`, `contains(...)`
 //!
 //! These bind no variables and cannot raise errors, so the VM evaluates them first
@@ -29,6 +30,8 @@ pub(crate) enum Test {
     OneOf(Vec<Json>),
     /// `LIT in input.p`.
     Has(Json),
+    /// `input.p[_] in {LIT, ...}`.
+    AnyOf(Vec<Json>),
     StartsWith(String),
     EndsWith(String),
     Contains(String),
@@ -142,6 +145,15 @@ impl Cond {
                 Json::Object(map) => map.values().any(|i| may_equal(i, lit)),
                 _ => true,
             },
+            Test::AnyOf(lits) => {
+                let one_of = |i: &Json| lits.iter().any(|l| may_equal(i, l));
+                match v {
+                    Json::Array(items) => items.iter().any(one_of),
+                    Json::Object(map) => map.values().any(one_of),
+                    // Not a collection: left to the VM.
+                    _ => true,
+                }
+            }
             Test::StartsWith(s) => text(&|x| x.starts_with(s.as_str())),
             Test::EndsWith(s) => text(&|x| x.ends_with(s.as_str())),
             Test::Contains(s) => text(&|x| x.contains(s.as_str())),
@@ -236,7 +248,7 @@ fn definition_conds(tokens: &[Token], start: usize) -> Option<Vec<Cond>> {
             separated = true;
         }
         // The next line must not continue this expression (`== false`, `with ...`).
-        if !separated && e < body_end && !starts_new_statement(&tokens[e]) {
+        if !separated && e < body_end && !starts_new_statement(&tokens[e], tokens.get(e + 1)) {
             break;
         }
         let Some(cond) = statement_cond(stmt) else { break };
@@ -246,9 +258,13 @@ fn definition_conds(tokens: &[Token], start: usize) -> Option<Vec<Cond>> {
     Some(conds)
 }
 
-fn starts_new_statement(t: &Token) -> bool {
+/// Whether a body line starting with `t` (followed by `next`) is a new statement.
+fn starts_new_statement(t: &Token, next: Option<&Token>) -> bool {
     match &t.tok {
-        Tok::Ident(w) => !matches!(w.as_str(), "with" | "in" | "as" | "else" | "contains" | "if" | "or" | "and"),
+        // `contains(` is the builtin (the `contains` keyword only appears in rule
+        // heads, never at the start of a body line).
+        Tok::Ident(w) if w == "contains" => punct(next, '('),
+        Tok::Ident(w) => !matches!(w.as_str(), "with" | "in" | "as" | "else" | "if" | "or" | "and"),
         Tok::Literal(l) => l.starts_with('"') || l.starts_with('`'),
         Tok::Punct(_) => false,
     }
@@ -323,6 +339,14 @@ fn statement_cond(stmt: &[Token]) -> Option<Cond> {
         }
         if rest.first().and_then(ident) == Some("in") {
             return Some(Cond { path, slot: 0, test: Test::OneOf(collection(&rest[1..])?) });
+        }
+        // input.p[_] in {LIT, ...}
+        if punct(rest.first(), '[')
+            && rest.get(1).and_then(ident) == Some("_")
+            && punct(rest.get(2), ']')
+            && rest.get(3).and_then(ident) == Some("in")
+        {
+            return Some(Cond { path, slot: 0, test: Test::AnyOf(collection(&rest[4..])?) });
         }
         return None;
     }
@@ -401,6 +425,24 @@ mod tests {
     }
 
     #[test]
+    fn a_line_may_start_with_contains() {
+        let c = conds(
+            "  input.type == \"open\"\n  contains(input.file.path, \".sock\")\n  input.file.flags[_] in {\"O_WRONLY\"}\n  msg := 1",
+        );
+        let tests: Vec<_> = c.iter().map(|c| (c.path.join("."), c.test.clone())).collect();
+        assert_eq!(
+            tests,
+            [
+                ("type".to_string(), Test::Eq(json!("open"))),
+                ("file.path".into(), Test::Contains(".sock".into())),
+                ("file.flags".into(), Test::AnyOf(vec![json!("O_WRONLY")])),
+            ]
+        );
+        // Still a continuation when it is not the builtin's call.
+        assert!(filter("  input.a == \"x\"\n  contains x\n  msg := 1").is_none_or(|f| f.defs[0].is_empty()));
+    }
+
+    #[test]
     fn rejects_what_it_cannot_prove() {
         // Continued on the next line: `startswith(...) == false`.
         assert!(filter("  startswith(input.a, \"x\")\n  == false\n  msg := 1").is_none());
@@ -450,6 +492,12 @@ mod tests {
         assert!(!sw.may_match(&json!({"p": {"q": "/var/tmp/x"}})) && !sw.may_match(&json!({"p": {}})));
         assert!(sw.may_match(&json!({"p": {"q": 7}})), "a type error is the VM's call");
         assert!(!sw.may_match(&json!({"p": [{"q": "/var/log/x"}]})));
+        let any = f("  input.f[_] in {\"O_WRONLY\", \"O_RDWR\"}\n  msg := 1");
+        assert!(
+            any.may_match(&json!({"f": ["O_RDONLY", "O_RDWR"]})) && any.may_match(&json!({"f": {"a": "O_WRONLY"}}))
+        );
+        assert!(!any.may_match(&json!({"f": ["O_RDONLY"]})) && !any.may_match(&json!({"f": []})));
+        assert!(!any.may_match(&json!({})) && any.may_match(&json!({"f": "O_RDONLY"})), "a string is the VM's call");
         let has = f("  \"/usr/sbin/nginx\" in input.lineage\n  msg := 1");
         assert!(has.may_match(&json!({"lineage": ["/bin/sh", "/usr/sbin/nginx"]})));
         assert!(!has.may_match(&json!({"lineage": ["/bin/sh"]})) && has.may_match(&json!({"lineage": "s"})));

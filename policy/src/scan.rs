@@ -222,6 +222,90 @@ pub(crate) fn input_use(tokens: &[Token]) -> InputUse {
     u
 }
 
+/// Rewrites every `alias.member` reference of an `import data.a.b [as alias]` into
+/// `data.a.b.member`, for the compiled program only (the source shown to users and
+/// the interpreter used by `policy test` keep the original text).
+///
+/// Why: regorus 0.14's RVM compiler resolves `alias.member` by first loading the
+/// whole imported package as a virtual document (it evaluates *every* rule of the
+/// package, e.g. all of `sensor.lib.process` for one `process.in_container`) and
+/// then indexing it, while `data.a.b.member` compiles to a call of that one rule.
+/// Both denote the same document, so results are the same.
+///
+/// An alias is only rewritten when every use of it is such a `alias.member`
+/// reference: a bare use (`some process in ...`, an argument named like the alias)
+/// could be a local variable shadowing it, so that module keeps it as written.
+pub(crate) fn inline_imports(src: &str, tokens: &[Token]) -> String {
+    // alias -> imported path, and the token ranges of the import statements.
+    let mut imports: Vec<(String, String)> = Vec::new();
+    let mut import_lines: Vec<u32> = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if !(t.depth == 0 && t.line_start && ident(t) == Some("import")) {
+            continue;
+        }
+        import_lines.push(t.line);
+        let stmt: Vec<&Token> = tokens[i + 1..].iter().take_while(|t| !t.line_start).collect();
+        if stmt.first().and_then(|t| ident(t)) != Some("data") {
+            continue;
+        }
+        let mut path = vec!["data".to_string()];
+        let mut k = 1;
+        while stmt.get(k).is_some_and(|t| t.tok == Tok::Punct('.')) {
+            match stmt.get(k + 1).and_then(|t| ident(t)) {
+                Some(seg) => path.push(seg.to_string()),
+                None => break,
+            }
+            k += 2;
+        }
+        let alias = match (stmt.get(k).and_then(|t| ident(t)), stmt.get(k + 1).and_then(|t| ident(t))) {
+            (None, _) if k == stmt.len() => path.last().cloned(),
+            (Some("as"), Some(a)) if k + 2 == stmt.len() => Some(a.to_string()),
+            _ => None,
+        };
+        if let Some(alias) = alias.filter(|_| path.len() > 1) {
+            imports.push((alias, path.join(".")));
+        }
+    }
+    let mut edits: Vec<(u32, u32, usize, &str)> = Vec::new(); // line, col, chars, text
+    for (alias, path) in &imports {
+        let mut uses = Vec::new();
+        let mut inlinable = true;
+        for (i, t) in tokens.iter().enumerate() {
+            if ident(t) != Some(alias.as_str()) || import_lines.contains(&t.line) {
+                continue;
+            }
+            if i > 0 && tokens[i - 1].tok == Tok::Punct('.') {
+                continue; // a field such as `input.process`
+            }
+            let member = tokens.get(i + 1).is_some_and(|n| n.tok == Tok::Punct('.'))
+                && tokens.get(i + 2).and_then(ident).is_some();
+            if !member {
+                inlinable = false;
+                break;
+            }
+            uses.push((t.line, t.col));
+        }
+        if inlinable {
+            edits.extend(uses.into_iter().map(|(l, c)| (l, c, alias.chars().count(), path.as_str())));
+        }
+    }
+    if edits.is_empty() {
+        return src.to_string();
+    }
+    // Right to left within a line, so earlier columns stay valid.
+    edits.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
+    let mut lines: Vec<String> = src.split('\n').map(str::to_string).collect();
+    for (line, col, len, text) in edits {
+        let Some(l) = lines.get_mut(line as usize - 1) else { continue };
+        let start = l.char_indices().nth(col as usize - 1).map(|(b, _)| b);
+        let end = l.char_indices().nth(col as usize - 1 + len).map_or(l.len(), |(b, _)| b);
+        if let Some(start) = start {
+            l.replace_range(start..end, text);
+        }
+    }
+    lines.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +335,17 @@ test_one if { true }
         assert!(!u.dynamic && !u.nondeterministic && !u.refers_rules);
         let pos = top_level_rules(&toks).into_iter().find(|r| r.0 == "alert").unwrap();
         assert_eq!((pos.1, pos.2), (6, 1));
+    }
+
+    #[test]
+    fn inlines_import_aliases() {
+        let src = "package p\nimport rego.v1\nimport data.sensor.lib.process\nimport data.sensor.lib.net as netlib\nimport data.x.y\n\nr if {\n\tprocess.in_container; input.process.exe == \"process.x\"\n\tnetlib.local_addr(process.names[0])\n}\ns if { some y in input.a; y.b }\n";
+        let out = inline_imports(src, &tokenize(src));
+        assert_eq!(
+            out,
+            "package p\nimport rego.v1\nimport data.sensor.lib.process\nimport data.sensor.lib.net as netlib\nimport data.x.y\n\nr if {\n\tdata.sensor.lib.process.in_container; input.process.exe == \"process.x\"\n\tdata.sensor.lib.net.local_addr(data.sensor.lib.process.names[0])\n}\ns if { some y in input.a; y.b }\n",
+            "`y` is also a local variable: left alone"
+        );
     }
 
     #[test]

@@ -68,15 +68,42 @@ pub(crate) struct Group {
 }
 
 /// The input paths the rules of a group read, as a trie; the decision cache key and
-/// the VM input are both built from exactly these paths.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// the VM input are both built from these paths, the key (and the input of rules
+/// run alone) restricted to the ones read by a rule that passes its pre-filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PathTrie {
     pub whole: bool,
     pub children: Vec<(String, PathTrie)>,
+    /// Group positions of the rules reading this path or one below it; `None`:
+    /// every rule (the event type, paths read by libraries).
+    pub readers: Option<Vec<u32>>,
+}
+
+impl Default for PathTrie {
+    fn default() -> Self {
+        PathTrie { whole: false, children: Vec::new(), readers: Some(Vec::new()) }
+    }
 }
 
 impl PathTrie {
-    fn insert(&mut self, path: &[String]) {
+    /// Whether some rule flagged in `alive` (by group position) reads this subtree.
+    pub fn needed(&self, alive: &[bool]) -> bool {
+        match &self.readers {
+            None => true,
+            Some(r) => r.iter().any(|&p| alive.get(p as usize).copied().unwrap_or(true)),
+        }
+    }
+
+    fn insert(&mut self, path: &[String], reader: Option<u32>) {
+        match (&mut self.readers, reader) {
+            (None, _) => {}
+            (r @ Some(_), None) => *r = None,
+            (Some(r), Some(p)) => {
+                if !r.contains(&p) {
+                    r.push(p);
+                }
+            }
+        }
         if self.whole {
             return;
         }
@@ -92,7 +119,7 @@ impl PathTrie {
                 i
             }
         };
-        self.children[idx].1.insert(rest);
+        self.children[idx].1.insert(rest, reader);
     }
 }
 
@@ -150,6 +177,8 @@ struct RuleModule<'a> {
     file: &'a SourceFile,
     package: String,
     tokens: Vec<Token>,
+    /// The source given to the compiled program (see [`scan::inline_imports`]).
+    compiled: String,
 }
 
 struct Meta {
@@ -327,6 +356,7 @@ fn build(
     let mut base = Engine::new();
     base.set_strict_builtin_errors(true);
     let mut library_uses = Vec::new();
+    let mut library_compiled = Vec::new();
     let mut rule_modules = Vec::new();
     // Some module adds to an `alert` from outside its package: no pre-filters.
     let mut ref_head_alert = false;
@@ -340,10 +370,12 @@ fn build(
         };
         let tokens = scan::tokenize(&f.content);
         ref_head_alert |= prefilter::has_ref_head_alert(&tokens);
+        let compiled = scan::inline_imports(&f.content, &tokens);
         if package.starts_with(RULES_PACKAGE_PREFIX) {
-            rule_modules.push(RuleModule { file: f, package, tokens });
+            rule_modules.push(RuleModule { file: f, package, tokens, compiled });
         } else {
             library_uses.push(scan::input_use(&tokens));
+            library_compiled.push((f, compiled));
             if let Err(e) = base.add_policy(f.name.clone(), f.content.clone()) {
                 errors.push(PolicyError::from_regorus(&f.name, ErrorKind::Syntax, &e));
             }
@@ -417,10 +449,19 @@ fn build(
     // The whole set together: catches conflicts between files and compiles the program.
     let mut program = None;
     if errors.is_empty() && !rules.is_empty() {
-        let mut engine = base.clone();
-        for (_, m, _) in &rules {
-            if let Err(e) = engine.add_policy(m.file.name.clone(), m.file.content.clone()) {
-                errors.push(PolicyError::from_regorus(&m.file.name, ErrorKind::Syntax, &e));
+        // The program is compiled from the sources with import aliases inlined (the
+        // original text when that would not parse, which cannot be expected).
+        let mut engine = Engine::new();
+        engine.set_strict_builtin_errors(true);
+        let modules = library_compiled
+            .iter()
+            .map(|(f, text)| (*f, text))
+            .chain(rules.iter().map(|(_, m, _)| (m.file, &m.compiled)));
+        for (f, text) in modules {
+            if engine.add_policy(f.name.clone(), text.clone()).is_err()
+                && let Err(e) = engine.add_policy(f.name.clone(), f.content.clone())
+            {
+                errors.push(PolicyError::from_regorus(&f.name, ErrorKind::Syntax, &e));
             }
         }
         let mut entries: Vec<String> = rules.iter().map(|(r, _, _)| format!("{}.alert", r.package)).collect();
@@ -803,11 +844,20 @@ fn build_groups(
         let plan = if uses.iter().any(|u| u.dynamic || u.nondeterministic) {
             None
         } else {
+            // Who reads what: a path only goes into the input and the cache key when
+            // a rule reading it runs for the event (libraries: every rule may call
+            // them; a rule referring to rules: anything may be read by anyone).
             let mut trie = PathTrie::default();
-            trie.insert(&["type".to_string()]);
-            for u in uses {
+            trie.insert(&["type".to_string()], None);
+            let shared = library_uses.iter().chain(if refers_rules { rules } else { &[] }.iter().map(|(_, _, u)| u));
+            for u in shared {
                 for p in &u.paths {
-                    trie.insert(p);
+                    trie.insert(p, None);
+                }
+            }
+            for (pos, &i) in members.iter().enumerate() {
+                for p in &rules[i as usize].2.paths {
+                    trie.insert(p, Some(pos as u32));
                 }
             }
             Some(trie)
@@ -829,13 +879,17 @@ mod tests {
     #[test]
     fn trie_keeps_shortest_prefix() {
         let mut t = PathTrie::default();
-        t.insert(&["process".into(), "exe".into()]);
-        t.insert(&["process".into()]);
-        t.insert(&["process".into(), "args".into()]);
-        t.insert(&["file".into(), "path".into()]);
+        t.insert(&["process".into(), "exe".into()], Some(0));
+        t.insert(&["process".into()], Some(1));
+        t.insert(&["process".into(), "args".into()], Some(2));
+        t.insert(&["file".into(), "path".into()], Some(1));
         assert_eq!(t.children.len(), 2);
         assert_eq!(t.children[0].0, "file");
         assert!(t.children[1].1.whole && t.children[1].1.children.is_empty());
+        assert_eq!(t.children[1].1.readers, Some(vec![0, 1, 2]));
+        assert!(!t.children[0].1.needed(&[true, false, true]) && t.children[0].1.needed(&[false, true, false]));
+        t.insert(&["file".into(), "mode".into()], None);
+        assert!(t.children[0].1.needed(&[false, false, false]));
     }
 
     #[test]
