@@ -16,6 +16,7 @@ metadata := {
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/etc/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 

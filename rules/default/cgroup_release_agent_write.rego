@@ -16,12 +16,14 @@ metadata := {
 alert contains a if {
 	input.type == "open"
 	endswith(input.file.path, "/release_agent")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit
 }
 
 alert contains a if {
 	input.type == "open"
 	endswith(input.file.path, "/notify_on_release")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit
 }
 

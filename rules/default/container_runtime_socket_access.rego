@@ -20,7 +20,8 @@ alert contains a if {
 }
 
 alert contains a if {
-	input.type == "open"; contains(input.file.path, ".sock")
+	input.type == "open"
+	contains(input.file.path, ".sock")
 	a := hit(input.file.path)
 }
 

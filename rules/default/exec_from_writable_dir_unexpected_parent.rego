@@ -14,6 +14,7 @@ metadata := {
 
 alert contains {"message": msg} if {
 	input.type == "exec"
+	strings.any_prefix_match(input.process.exe, data.sensor.lists.writable_exec_dirs) # one call; the loop below only on a match
 	some dir in data.sensor.lists.writable_exec_dirs
 	dir != "/dev/shm/" # exec_from_dev_shm
 	startswith(input.process.exe, dir)

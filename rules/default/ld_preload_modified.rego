@@ -15,6 +15,7 @@ metadata := {
 alert contains a if {
 	input.type == "open"
 	input.file.path == "/etc/ld.so.preload"
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit
 }
 

@@ -13,7 +13,8 @@ metadata := {
 }
 
 alert contains {"message": msg, "raw_path": input.file.raw_path} if {
-	input.type == "open"; contains(input.file.raw_path, "../")
+	input.type == "open"
+	contains(input.file.raw_path, "../")
 	file.is_sensitive(input.file.path)
 	msg := sprintf("%s opened %s as %s", [input.process.exe, input.file.path, input.file.raw_path])
 }

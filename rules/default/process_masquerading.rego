@@ -17,9 +17,9 @@ lists := data.sensor.lists
 # Kernel threads never call execve: any exec wearing such a name is fake.
 alert contains {"message": msg, "claimed": name} if {
 	input.type == "exec"
+	strings.any_prefix_match(claimed_names, lists.masquerade_kernel_prefixes) # one call for all names
 	some name in claimed_names
-	some prefix in lists.masquerade_kernel_prefixes
-	startswith(name, prefix)
+	strings.any_prefix_match(name, lists.masquerade_kernel_prefixes)
 	msg := sprintf("%s runs as %q, a kernel thread name", [input.process.exe, name])
 }
 

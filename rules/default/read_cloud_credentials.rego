@@ -14,7 +14,8 @@ metadata := {
 }
 
 alert contains {"message": msg} if {
-	input.type == "open"; contains(input.file.path, "/.")
+	input.type == "open"
+	contains(input.file.path, "/.")
 	cloud_credential(input.file.path)
 	file.ok
 	not allowed

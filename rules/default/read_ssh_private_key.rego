@@ -14,7 +14,8 @@ metadata := {
 }
 
 alert contains a if {
-	input.type == "open"; contains(input.file.path, "/.ssh/id_")
+	input.type == "open"
+	contains(input.file.path, "/.ssh/id_")
 	a := hit
 }
 

@@ -16,6 +16,7 @@ alert contains {"message": msg} if {
 	input.type == "exec"
 	process.named(data.sensor.lists.netcat_names)
 	some arg in process.argv_tail
+	startswith(arg, "-") # every pattern below needs it: skips the regexes for other arguments
 	netcat_exec_option(arg)
 	msg := sprintf("reverse/bind shell: %s", [process.cmdline])
 }
@@ -24,6 +25,7 @@ alert contains {"message": msg} if {
 	input.type == "exec"
 	process.named({"socat"})
 	some arg in process.argv_tail
+	contains(arg, ":") # implied by the pattern: skips the regex for other arguments
 	regex.match(`(^|[,!])(exec|system):`, lower(arg))
 	msg := sprintf("reverse/bind shell: %s", [process.cmdline])
 }

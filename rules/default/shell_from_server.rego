@@ -24,10 +24,7 @@ alert contains {"message": msg, "server": server} if {
 
 server_exe(a) if process.basename(a) in data.sensor.lists.server_names
 
-server_exe(a) if {
-	some prefix in data.sensor.lists.server_name_prefixes
-	startswith(process.basename(a), prefix)
-}
+server_exe(a) if strings.any_prefix_match(process.basename(a), data.sensor.lists.server_name_prefixes)
 
 # Dev runtimes (java, node, dotnet) also host IDE servers, build tools and npm
 # scripts, which run shells all the time. They count as servers only when nothing

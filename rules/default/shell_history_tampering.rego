@@ -69,6 +69,6 @@ own_history_rewrite if {
 }
 
 history_writer if {
-	name := regex.replace(process.exe_name, `[0-9.]+$`, "")
+	name := trim_right(process.exe_name, "0123456789.") # the name without version digits
 	name in data.sensor.lists.history_writers
 }

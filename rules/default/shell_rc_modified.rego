@@ -14,13 +14,16 @@ metadata := {
 }
 
 alert contains a if {
-	input.type == "open"; contains(input.file.path, "/.")
+	input.type == "open"
+	contains(input.file.path, "/.")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/etc/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 

@@ -14,7 +14,9 @@ metadata := {
 }
 
 alert contains a if {
-	input.type == "open"; contains(input.file.path, "/systemd/")
+	input.type == "open"
+	contains(input.file.path, "/systemd/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 

@@ -17,24 +17,28 @@ metadata := {
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/usr/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/bin/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/sbin/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/lib")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 

@@ -18,6 +18,7 @@ lists := data.sensor.lists
 alert contains a if {
 	input.type == "open"
 	startswith(input.file.path, "/etc/")
+	input.file.flags[_] in {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"} # only writes change files
 	a := hit(input.file.path)
 }
 

@@ -26,13 +26,19 @@ in_container if {
 }
 
 # Names the process goes by: executable file name, comm and argv[0]'s base name.
-names contains basename(input.process.exe)
+names contains exe_name
 
-names contains input.process.comm if is_string(input.process.comm)
+names contains comm_name
 
-names contains basename(input.process.args[0])
+names contains argv0_name
 
-# The process is known by one of `set` (any of its names).
+comm_name := input.process.comm if is_string(input.process.comm)
+
+argv0_name := basename(input.process.args[0])
+
+# The process is known by one of `set` (any of its names). Many rules start with
+# this, so it is on the path of every exec: one definition with a loop is cheaper
+# on the VM than one definition per name.
 named(set) if {
 	some n in names
 	n in set
@@ -41,8 +47,7 @@ named(set) if {
 # `path` is in a system binary directory.
 system_path(path) if {
 	is_string(path)
-	some dir in lists.system_bin_dirs
-	startswith(path, dir)
+	strings.any_prefix_match(path, lists.system_bin_dirs) # one builtin call, not a VM loop
 }
 
 # `exe` is one of the programs `set` names, installed in a system directory.
@@ -81,8 +86,10 @@ is_shell if {
 }
 
 # An interpreter (python3.11, perl5.36, node, ...): the name without version digits.
+# (trim_right drops the same trailing run of digits and dots as regex.replace with
+# `[0-9.]+$` would, without compiling a regex on every call.)
 is_interpreter_exe(exe) if {
-	name := regex.replace(basename(exe), `[0-9.]+$`, "")
+	name := trim_right(basename(exe), "0123456789.")
 	name in lists.interpreter_names
 }
 
