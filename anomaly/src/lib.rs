@@ -92,7 +92,7 @@ impl Default for AnomalyConfig {
             max_lineages: 256,
             max_executables: 256,
             latency_z: 4.0,
-            latency_min_ratio: 2.0,
+            latency_min_ratio: 3.0,
             min_requests: 50,
             error_min_increase: 0.2,
             drift_alpha: 0.002,

@@ -257,7 +257,7 @@ mod tests {
     fn params() -> ModelParams {
         ModelParams {
             z: 4.0,
-            ln_min_ratio: 2f64.ln(),
+            ln_min_ratio: 3f64.ln(),
             min_samples: 50,
             drift_alpha: 0.002,
             absorb_ms: 1_800_000,

@@ -294,9 +294,12 @@ fn new_peer_slower_handler_and_a_shell_are_anomalies() {
             && s(e, &["anomaly", "server"]) == server
     });
     let shift_delay = t1.elapsed();
+    // the learned "5 ms" includes the machine's load (a busy 2-core VM inflates it),
+    // so the ratio is held to the configured minimum factor, not to 10
     let ratio = shift["anomaly"]["observed"]["ratio"].as_f64().unwrap();
-    assert!(ratio > 4.0, "{shift:#}");
-    eprintln!("latency_shift detected {shift_delay:?} after the handler slowed (ratio {ratio})");
+    let typical = shift["anomaly"]["baseline"]["typical_ms"].as_f64().unwrap();
+    assert!(ratio >= 3.0 && shift["anomaly"]["observed"]["median_ms"].as_f64().unwrap() >= 45.0, "{shift:#}");
+    eprintln!("latency_shift detected {shift_delay:?} after the handler slowed (baseline {typical} ms, ratio {ratio})");
     // back to normal, and nothing more about this edge (bounded wait: 5 s is ~100 requests)
     w.set_delay("5");
     std::thread::sleep(Duration::from_secs(5));
