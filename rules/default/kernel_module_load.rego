@@ -32,12 +32,13 @@ alert contains {"message": msg} if {
 }
 
 loading_command if {
-	process.named(data.sensor.lists.module_tools)
+	some pname in process.names # inline named(): a call costs more than the loop
+	pname in data.sensor.lists.module_tools
 	not query_only
 }
 
 loading_command if {
-	process.named({"kmod"})
+	count(process.names & {"kmod"}) > 0 # a set operation: cheaper than a named() call
 	input.process.args[1] in {"insmod", "modprobe"}
 	not query_only
 }

@@ -14,7 +14,8 @@ metadata := {
 
 alert contains {"message": msg} if {
 	input.type == "exec"
-	process.named(data.sensor.lists.netcat_names)
+	some pname in process.names # inline named(): a call costs more than the loop
+	pname in data.sensor.lists.netcat_names
 	some arg in process.argv_tail
 	startswith(arg, "-") # every pattern below needs it: skips the regexes for other arguments
 	netcat_exec_option(arg)
@@ -23,7 +24,7 @@ alert contains {"message": msg} if {
 
 alert contains {"message": msg} if {
 	input.type == "exec"
-	process.named({"socat"})
+	count(process.names & {"socat"}) > 0 # a set operation: cheaper than a named() call
 	some arg in process.argv_tail
 	contains(arg, ":") # implied by the pattern: skips the regex for other arguments
 	regex.match(`(^|[,!])(exec|system):`, lower(arg))

@@ -19,7 +19,7 @@ runtime_socket(p) if process.basename(p) in data.sensor.lists.runtime_sockets
 
 # nsenter aimed at pid 1's namespaces.
 nsenter_pid1 if {
-	process.named({"nsenter"})
+	count(process.names & {"nsenter"}) > 0 # a set operation: cheaper than a named() call
 	targets_pid1
 }
 
