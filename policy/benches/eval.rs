@@ -1,10 +1,16 @@
-//! Evaluation throughput of a realistic event mix against the 53 default rules
-//! plus 26 generated ones in the same style (79 rules).
+//! Evaluation throughput of a realistic event mix against the default rules (53
+//! when this was written, plus the anomaly rules since) and 26 generated ones in
+//! the same style, then an interleaved A/B table (median events/s) and the ten most
+//! expensive rules of the mix, each run alone.
 //!
-//! `cargo bench -p policy --bench eval`
+//! `cargo bench -p policy --bench eval`; only the A/B and rule tables (no
+//! criterion runs): `cargo bench -p policy --bench eval -- none`. Knobs (env):
+//! AB_ROUNDS, AB_ONLY, EVAL_AB_RULES (before/after of a rule change),
+//! RULE_COSTS_TOP, EVAL_RULES_DIR, EVAL_DISABLE, and EVAL_PROFILE / EVAL_TYPE /
+//! EVAL_PREFILTERS for profilers (see below).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use policy::{PolicyConfig, PolicyEngine};
+use policy::{PolicyConfig, PolicyEngine, RuleOverride};
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::path::Path;
@@ -202,16 +208,31 @@ fn event_mix(n: usize) -> Vec<Value> {
 }
 
 fn engine(cache_size: usize, dir: &Path) -> PolicyEngine {
-    let default_rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/default");
+    // EVAL_RULES_DIR=DIR benchmarks a variant of the default rules (experiments).
+    let rules = std::env::var_os("EVAL_RULES_DIR").map(std::path::PathBuf::from);
+    engine_with(cache_size, dir, rules)
+}
+
+fn engine_with(cache_size: usize, dir: &Path, rules: Option<std::path::PathBuf>) -> PolicyEngine {
+    let default_rules = rules.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/default"));
+    // EVAL_DISABLE=id,id: those rules off (marginal cost of a rule with EVAL_PROFILE).
+    let overrides = std::env::var("EVAL_DISABLE")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(|id| (id.to_string(), RuleOverride { enabled: Some(false), ..RuleOverride::default() }))
+        .collect();
     let cfg = PolicyConfig {
         default_rules: false,
         rules_dirs: vec![default_rules, dir.to_path_buf()],
         cache_size,
         watch: false,
+        overrides,
         ..PolicyConfig::default()
     };
     let engine = PolicyEngine::load(&cfg, &[]).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(engine.policy_set().rules().len(), 79);
+    // The default set grows (53 at first, then the anomaly rules), plus 26 here.
+    assert!(engine.policy_set().rules().len() >= 79);
     engine
 }
 
@@ -221,6 +242,23 @@ fn bench(c: &mut Criterion) {
     // 512 events (~1 MiB of JSON) stay in L2, as an event just built by the
     // enrichment stage would be; a colder working set costs more in JSON map lookups.
     let events = event_mix(512);
+    // EVAL_PROFILE=N: only evaluate the mix N times uncached (prefilters on, or off
+    // with EVAL_PREFILTERS=0), for a profiler such as
+    // `valgrind --tool=callgrind --toggle-collect='*PolicyEngine::evaluate*'`.
+    if let Some(rounds) = std::env::var("EVAL_PROFILE").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let mut engine = engine(0, dir.path());
+        engine.set_prefilters(std::env::var("EVAL_PREFILTERS").as_deref() != Ok("0"));
+        // EVAL_TYPE=exec: only the events of one type.
+        let only = std::env::var("EVAL_TYPE").ok();
+        let events: Vec<&Value> =
+            events.iter().filter(|e| only.as_deref().is_none_or(|t| e["type"].as_str() == Some(t))).collect();
+        for _ in 0..rounds {
+            for &e in &events {
+                black_box(engine.evaluate(black_box(e)));
+            }
+        }
+        return;
+    }
     let mut group = c.benchmark_group("eval");
     group.throughput(Throughput::Elements(events.len() as u64));
 
@@ -250,6 +288,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     ab_report(&events, dir.path());
+    rule_cost_report(&events, dir.path());
     let c = cached.counters();
     eprintln!(
         "cache: {} hits, {} misses; uncached run raised {alerts} alerts per {} events",
@@ -263,17 +302,30 @@ fn bench(c: &mut Criterion) {
 /// Interleaved A/B of the static pre-filters (on vs off) on this noisy shared
 /// machine: rounds alternate the variants so load changes hit both alike; prints
 /// the median throughput of each.
+///
+/// `EVAL_AB_RULES=DIR` adds the uncached variants over the rules of DIR (e.g. an
+/// older rules/default from `git archive`), for a before/after of a rule change in
+/// the same run.
 fn ab_report(events: &[Value], dir: &Path) {
-    let variants: [(&str, usize, bool); 4] = [
-        ("no_cache, prefilters on ", 0, true),
-        ("no_cache, prefilters off", 0, false),
-        ("cache,    prefilters on ", 8192, true),
-        ("cache,    prefilters off", 8192, false),
+    let b_rules = std::env::var_os("EVAL_AB_RULES").map(std::path::PathBuf::from);
+    let mut variants: Vec<(&str, usize, bool, Option<std::path::PathBuf>)> = vec![
+        ("no_cache, prefilters on ", 0, true, None),
+        ("no_cache, prefilters off", 0, false, None),
+        ("cache,    prefilters on ", 8192, true, None),
+        ("cache,    prefilters off", 8192, false, None),
     ];
+    if let Some(b) = &b_rules {
+        variants.push(("EVAL_AB_RULES no_cache, prefilters on ", 0, true, Some(b.clone())));
+        variants.push(("EVAL_AB_RULES no_cache, prefilters off", 0, false, Some(b.clone())));
+    }
     let mut engines: Vec<PolicyEngine> = variants
         .iter()
-        .map(|&(_, cache, on)| {
-            let mut e = engine(cache, dir);
+        .map(|(_, cache, on, rules)| {
+            let (cache, on) = (*cache, *on);
+            let mut e = match rules {
+                Some(r) => engine_with(cache, dir, Some(r.clone())),
+                None => engine(cache, dir),
+            };
             e.set_prefilters(on);
             events.iter().for_each(|ev| drop(e.evaluate(ev)));
             e
@@ -300,9 +352,28 @@ fn ab_report(events: &[Value], dir: &Path) {
             rates.push((reps * events.len()) as f64 / start.elapsed().as_secs_f64());
         }
     }
-    for ((name, _, _), mut r) in variants.iter().zip(rates) {
+    for ((name, _, _, _), mut r) in variants.iter().zip(rates) {
         r.sort_by(f64::total_cmp);
         eprintln!("A/B {name}: median {:>9.0} events/s (min {:.0}, max {:.0})", r[r.len() / 2], r[0], r[r.len() - 1]);
+    }
+}
+
+/// The most expensive rules of the mix, each run alone on the VM (the next thing to
+/// look at when the set gets slower). `RULE_COSTS_TOP=N` lists N (default 10).
+fn rule_cost_report(events: &[Value], dir: &Path) {
+    let top: usize = std::env::var("RULE_COSTS_TOP").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let mut engine = engine(0, dir);
+    let mut costs = engine.profile_rules(events, 5);
+    costs.sort_by(|a, b| b.us_per_run().total_cmp(&a.us_per_run()));
+    let total: f64 = costs.iter().map(|c| c.us_per_run() * c.events as f64).sum::<f64>() / events.len() as f64;
+    let filtered: f64 =
+        costs.iter().map(|c| c.us_per_event_filtered() * c.events as f64).sum::<f64>() / events.len() as f64;
+    eprintln!(
+        "rule costs (each rule alone on the VM): sum {total:.1} us/event unfiltered, {filtered:.1} us/event after pre-filters"
+    );
+    eprintln!("  {:<46} {:>9} {:>8} {:>12}", "rule", "us/run", "events", "passes filter");
+    for c in costs.iter().take(top) {
+        eprintln!("  {:<46} {:>9.2} {:>8} {:>12}", c.rule, c.us_per_run(), c.events, c.prefilter_passes);
     }
 }
 
