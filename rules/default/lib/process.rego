@@ -56,8 +56,12 @@ trusted_exe(exe, set) if {
 	system_path(exe)
 }
 
-# The acting executable is one of `set`.
-trusted(set) if trusted_exe(input.process.exe, set)
+# The acting executable is one of `set` (trusted_exe of input.process.exe, with the
+# base name computed once per event: this is on the path of many rules).
+trusted(set) if {
+	exe_name in set
+	system_path(input.process.exe)
+}
 
 # Some ancestor (lineage: nearest first) is one of `set`.
 ancestor_trusted(set) if {
