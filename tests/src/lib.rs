@@ -400,11 +400,7 @@ fn tail(t: &str, n: usize) -> &str {
 pub fn shared_with_default_rules() -> &'static Sensor {
     static SHARED: OnceLock<Sensor> = OnceLock::new();
     SHARED.get_or_init(|| {
-        // The per-rule evaluation budget (default 10 ms of wall clock) is
-        // raised: the tests run a debug build on a loaded machine, where some
-        // rules overrun it and are skipped for that event (a WARN in stderr),
-        // which would make these tests flaky for a reason unrelated to them.
-        let mut config = String::from("[pipeline]\nstats_interval_secs = 0\n[policy]\neval_timeout_us = 250000\n");
+        let mut config = String::from("[pipeline]\nstats_interval_secs = 0\n[policy]\n");
         let mut args: Vec<String> = Vec::new();
         if let Ok(dir) = std::env::var("SENSOR_E2E_RULES_DIR") {
             config.push_str("default_rules = false\n");
