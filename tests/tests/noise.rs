@@ -150,7 +150,8 @@ fn project_test_binary(prefix: &str) -> PathBuf {
 fn run_project_tests(dir: &Path) {
     let out = run(dir, sensor_bin().to_str().unwrap(), &["policy", "test"]);
     assert!(out.contains(" passed, 0 failed"), "{out}");
-    let unit_tests = project_test_binary("topology-");
+    // the rules crate's unit tests: no e2e test binary shares the name
+    let unit_tests = project_test_binary("sensor_rules-");
     run(dir, unit_tests.to_str().unwrap(), &["--test-threads=2", "--quiet"]);
 }
 
