@@ -39,7 +39,8 @@ pub fn render(s: &Snapshot, out: &mut String) {
         }
     }
     let name = "sensor_topology_srtt_seconds";
-    let _ = writeln!(out, "# HELP {name} Mean smoothed TCP round-trip time of closed connections.\n# TYPE {name} gauge");
+    let _ =
+        writeln!(out, "# HELP {name} Mean smoothed TCP round-trip time of closed connections.\n# TYPE {name} gauge");
     for e in s.edges.iter().filter(|e| e.stats.closed > 0) {
         let mean = e.stats.srtt_us_sum as f64 / e.stats.closed as f64 / 1e6;
         let _ = writeln!(out, "{name}{{client=\"{}\",server=\"{}\"}} {mean}", label(&e.client), label(&e.server));
