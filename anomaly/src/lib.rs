@@ -73,6 +73,11 @@ pub struct AnomalyConfig {
     pub absorb_secs: u64,
     /// Anomalies emitted per minute at most (the rest are counted as dropped).
     pub max_per_minute: u32,
+    /// After the sensor starts, new peers, ports, lineages, executables and
+    /// services are learned without being reported for this long: a
+    /// connection that straddles the moment the probes attach is seen from
+    /// one end only and would look like a new peer.
+    pub startup_grace_secs: u64,
 }
 
 impl Default for AnomalyConfig {
@@ -98,6 +103,7 @@ impl Default for AnomalyConfig {
             drift_alpha: 0.002,
             absorb_secs: 1800,
             max_per_minute: 120,
+            startup_grace_secs: 10,
         }
     }
 }
@@ -412,6 +418,8 @@ pub struct Detector {
     dirty: HashSet<String>,
     stats: Stats,
     minute: (u64, u32),
+    /// Wall time of this detector's first observation (the sensor's start).
+    started_ms: Option<u64>,
 }
 
 impl Detector {
@@ -424,6 +432,7 @@ impl Detector {
             dirty: HashSet::new(),
             stats: Stats::default(),
             minute: (0, 0),
+            started_ms: None,
             cfg,
         }
     }
@@ -509,7 +518,8 @@ impl Detector {
         if !self.services.contains(name) {
             let learned_globally = self.global_learned();
             self.insert_service(name.to_string(), Service { first_ms: now, last_ms: now, ..Service::default() });
-            if learned_globally && self.cfg.flag_new_services {
+            let in_grace = self.started_ms.is_some_and(|s| now < s + self.cfg.startup_grace_secs * 1000);
+            if learned_globally && self.cfg.flag_new_services && !in_grace {
                 let a = Anomaly {
                     id: anomaly_id(Kind::NewService, name, ""),
                     kind: Kind::NewService,
@@ -562,6 +572,8 @@ impl Detector {
     /// Feeds one observation at wall time `now_ms`; anomalies go to `out`.
     pub fn observe(&mut self, input: &Input, now_ms: u64, out: &mut Vec<Anomaly>) {
         let now = now_ms;
+        let started = *self.started_ms.get_or_insert(now);
+        let in_grace = now < started + self.cfg.startup_grace_secs * 1000;
         let renotify = self.cfg.renotify_secs * 1000;
         match *input {
             Input::Connection { client, server, client_local, server_local } => {
@@ -570,7 +582,7 @@ impl Detector {
                     self.touch(client, now, out);
                     let cap = self.cfg.max_peers;
                     let s = self.services.get_mut(client).expect("touched");
-                    let learned = s.learned_ms.is_some();
+                    let learned = s.learned_ms.is_some() && !in_grace;
                     let v = see(
                         &mut s.outbound,
                         &server.to_string(),
@@ -588,7 +600,7 @@ impl Detector {
                     self.touch(server, now, out);
                     let cap = self.cfg.max_peers;
                     let s = self.services.get_mut(server).expect("touched");
-                    let learned = s.learned_ms.is_some();
+                    let learned = s.learned_ms.is_some() && !in_grace;
                     let v = see(
                         &mut s.inbound,
                         &client.to_string(),
@@ -688,7 +700,7 @@ impl Detector {
                 self.touch(service, now, out);
                 let cap = self.cfg.max_ports;
                 let s = self.services.get_mut(service).expect("touched");
-                let learned = s.learned_ms.is_some();
+                let learned = s.learned_ms.is_some() && !in_grace;
                 if see(&mut s.ports, &port, learned, now, cap, renotify, &mut self.stats.ports_evicted)
                     == Verdict::Report
                 {
@@ -714,7 +726,7 @@ impl Detector {
                 self.touch(service, now, out);
                 let (cap_e, cap_l) = (self.cfg.max_executables, self.cfg.max_lineages);
                 let s = self.services.get_mut(service).expect("touched");
-                let learned = s.learned_ms.is_some();
+                let learned = s.learned_ms.is_some() && !in_grace;
                 let obs = s.observations;
                 let mut found = Vec::new();
                 let new_exe = see(

@@ -197,7 +197,7 @@ fn config(db: &Path) -> String {
     format!(
         "[pipeline]\nstats_interval_secs = 0\n[topology]\njoin_window_ms = 500\n[l7]\nemit = \"none\"\n\
          [anomaly]\npath = \"{}\"\nlearning_secs = 8\nmin_observations = 20\nmin_requests = 30\n\
-         persist_interval_secs = 1\nmax_per_minute = 100000\n",
+         persist_interval_secs = 1\nmax_per_minute = 100000\nstartup_grace_secs = 3\n",
         db.display()
     )
 }

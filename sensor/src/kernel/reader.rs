@@ -43,6 +43,17 @@ impl ReaderStats {
 /// flooded ring cannot make a batch (and its memory) unbounded.
 const BATCH_MAX: usize = 16384;
 
+/// How long a record can be stamped (at its program's start) before it is
+/// committed to its ring: the longest path walks take microseconds.
+const COMMIT_MARGIN_NS: u64 = 2_000_000;
+
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 pub struct Reader {
     pub rings: Vec<(&'static str, RingBuf<MapData>)>,
     pub enricher: Enricher,
@@ -59,6 +70,8 @@ impl Reader {
 
     fn run(mut self) {
         let mut batch: Vec<decode::Record> = Vec::with_capacity(1024);
+        // records newer than what every ring is known to hold, for the next turn
+        let mut held: Vec<decode::Record> = Vec::new();
         let mut fds: Vec<libc::pollfd> = self
             .rings
             .iter()
@@ -74,9 +87,18 @@ impl Reader {
             }
             // drain until the rings are empty (bounded per batch)
             loop {
-                let n = self.drain_into(&mut batch);
-                if n == 0 {
+                batch.append(&mut held);
+                let (n, watermark) = self.drain_into(&mut batch);
+                if batch.is_empty() {
                     break;
+                }
+                // The rings are drained one after another: a record in a
+                // ring drained later may be newer than records still being
+                // written to a ring drained earlier (an exec, then the new
+                // image's first open). Only records older than every ring's
+                // drain moment are in order; newer ones wait for the next turn.
+                if !stopping {
+                    held.extend(batch.extract_if(.., |r| r.hdr.ts_boot_ns > watermark));
                 }
                 self.process(&mut batch);
                 if n < BATCH_MAX {
@@ -84,6 +106,9 @@ impl Reader {
                 }
             }
             if stopping {
+                if !held.is_empty() {
+                    self.process(&mut held);
+                }
                 return;
             }
             if last_clock_sync.elapsed() > Duration::from_secs(10) {
@@ -93,17 +118,26 @@ impl Reader {
         }
     }
 
-    fn drain_into(&mut self, batch: &mut Vec<decode::Record>) -> usize {
+    /// Reads the rings into `batch`; returns the records read and the time
+    /// up to which every ring's records are all in (the watermark).
+    fn drain_into(&mut self, batch: &mut Vec<decode::Record>) -> (usize, u64) {
         let mut n = 0;
+        let mut watermark = u64::MAX;
         for (_, ring) in self.rings.iter_mut() {
+            let mut last_ts = None;
+            let mut emptied = false;
             while n < BATCH_MAX {
-                let Some(item) = ring.next() else { break };
+                let Some(item) = ring.next() else {
+                    emptied = true;
+                    break;
+                };
                 n += 1;
                 match decode::decode(&item) {
                     Ok(rec) => {
                         if let Some(c) = self.stats.read.get(rec.hdr.ty as usize) {
                             c.fetch_add(1, Ordering::Relaxed);
                         }
+                        last_ts = Some(rec.hdr.ts_boot_ns);
                         batch.push(rec);
                     }
                     Err(_) => {
@@ -111,8 +145,12 @@ impl Reader {
                     }
                 }
             }
+            // an emptied ring holds everything stamped before now (minus the
+            // commit margin); a ring cut off by the batch bound, up to its last record
+            let complete_to = if emptied { boot_ns().saturating_sub(COMMIT_MARGIN_NS) } else { last_ts.unwrap_or(0) };
+            watermark = watermark.min(complete_to);
         }
-        n
+        (n, watermark)
     }
 
     fn process(&mut self, batch: &mut Vec<decode::Record>) {
