@@ -315,7 +315,8 @@ fn a_reverse_proxy_shows_as_two_edges() {
 
 /// An HTTP/1.1 server whose `/slow` handler sleeps 50 ms and whose `/fail`
 /// answers 500. It logs its own time per request (from the handler's start to
-/// the response written): the ground truth the sensor's latency is held to.
+/// the response's headers sent, i.e. request start to response start as the
+/// sensor measures it): the ground truth the sensor's latency is held to.
 const HTTP_SERVER: &str = r#"
 import sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -331,9 +332,11 @@ class H(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        # the response has started (the headers are sent): what the sensor measures
+        t1 = time.monotonic_ns()
         self.wfile.write(body)
         self.wfile.flush()
-        log.write("%s %d\n" % (self.path, time.monotonic_ns() - t0))
+        log.write("%s %d\n" % (self.path, t1 - t0))
     def log_message(self, *a):
         pass
 ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
