@@ -442,3 +442,72 @@ extern "C" fn remove_rules_sensor_dir() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// Throwaway network namespaces and the servers the tests run in them.
+pub mod netns {
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    /// Runs `ip ARGS`, failing the test with its stderr.
+    pub fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("iproute2");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A network namespace joined to the host by a veth pair, host end
+    /// 10.`net`.`subnet`.1 and namespace end .2; removed on drop.
+    pub struct Netns {
+        pub name: String,
+        pub host_if: String,
+        pub peer_if: String,
+    }
+
+    impl Netns {
+        /// `tag` (a few letters) keeps tests of different files apart.
+        pub fn new(tag: &str, net: u8, subnet: u8) -> Netns {
+            let id = std::process::id() % 100_000;
+            let n = Netns {
+                name: format!("sensor-{tag}{net}-{id}"),
+                host_if: format!("{tag:.2}{net}-{id}a"),
+                peer_if: format!("{tag:.2}{net}-{id}b"),
+            };
+            let _ = Command::new("ip").args(["netns", "del", &n.name]).output();
+            ip(&["netns", "add", &n.name]);
+            ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &n.peer_if]);
+            ip(&["link", "set", &n.peer_if, "netns", &n.name]);
+            ip(&["addr", "add", &format!("10.{net}.{subnet}.1/24"), "dev", &n.host_if]);
+            ip(&["link", "set", &n.host_if, "up"]);
+            ip(&["-n", &n.name, "addr", "add", &format!("10.{net}.{subnet}.2/24"), "dev", &n.peer_if]);
+            ip(&["-n", &n.name, "link", "set", &n.peer_if, "up"]);
+            ip(&["-n", &n.name, "link", "set", "lo", "up"]);
+            n
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+            let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        }
+    }
+
+    /// A server stopped on drop: SIGTERM first, so nginx and postgres stop
+    /// their workers too (SIGKILL would orphan them), then SIGKILL.
+    pub struct Killed(pub Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -3,64 +3,12 @@
 //! started by the server; and a steady, jittery workload (with a sensor
 //! restart in the middle) that must raise nothing.
 
+use sensor_e2e::netns::{Killed, Netns};
 use sensor_e2e::{Sensor, s, unique};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("iproute2");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A network namespace joined to the host by a veth pair; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-}
-
-impl Netns {
-    fn new(net: u8, subnet: u8) -> Netns {
-        let tag = std::process::id() % 100_000;
-        let n = Netns { name: format!("sensor-anom{net}-{tag}"), host_if: format!("va{net}-{tag}a") };
-        let peer = format!("va{net}-{tag}b");
-        let _ = Command::new("ip").args(["netns", "del", &n.name]).output();
-        ip(&["netns", "add", &n.name]);
-        ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
-        ip(&["link", "set", &peer, "netns", &n.name]);
-        ip(&["addr", "add", &format!("10.{net}.{subnet}.1/24"), "dev", &n.host_if]);
-        ip(&["link", "set", &n.host_if, "up"]);
-        ip(&["-n", &n.name, "addr", "add", &format!("10.{net}.{subnet}.2/24"), "dev", &peer]);
-        ip(&["-n", &n.name, "link", "set", &peer, "up"]);
-        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
-        n
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// HTTP server: each request sleeps the milliseconds in the control file
 /// (`BASE [JITTER]`: uniform in BASE ± JITTER); `/shell` runs a shell.
@@ -119,7 +67,7 @@ struct Workload {
 impl Workload {
     fn new(net: u8, tag: &str) -> Workload {
         let subnet = (unique() % 200) as u8 + 20;
-        let ns = Netns::new(net, subnet);
+        let ns = Netns::new("anom", net, subnet);
         let dir = sensor_e2e::test_dir(&std::env::temp_dir(), &format!("sensor-anomaly-{tag}"));
         std::fs::write(dir.join("server.py"), SERVER).unwrap();
         std::fs::write(dir.join("client.py"), CLIENT).unwrap();

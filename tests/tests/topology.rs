@@ -2,65 +2,10 @@
 //! namespace the test creates, a client in the host namespace, exact
 //! connection and failure counts on the edge, read from /metrics.
 
+use sensor_e2e::netns::{Killed, Netns, ip};
 use sensor_e2e::{Sensor, s, u, unique};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("iproute2");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A network namespace joined to the host by a veth pair; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-}
-
-impl Netns {
-    /// Host end 10.`net`.`subnet`.1, namespace end .2.
-    fn new(net: u8, subnet: u8) -> Netns {
-        let tag = std::process::id() % 100_000;
-        let n = Netns { name: format!("sensor-topo{net}-{tag}"), host_if: format!("vt{net}-{tag}a") };
-        let peer = format!("vt{net}-{tag}b");
-        let _ = Command::new("ip").args(["netns", "del", &n.name]).output();
-        ip(&["netns", "add", &n.name]);
-        ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
-        ip(&["link", "set", &peer, "netns", &n.name]);
-        ip(&["addr", "add", &format!("10.{net}.{subnet}.1/24"), "dev", &n.host_if]);
-        ip(&["link", "set", &n.host_if, "up"]);
-        ip(&["-n", &n.name, "addr", "add", &format!("10.{net}.{subnet}.2/24"), "dev", &peer]);
-        ip(&["-n", &n.name, "link", "set", &peer, "up"]);
-        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
-        n
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        // SIGTERM first: nginx and postgres then stop their workers too
-        // (SIGKILL would orphan them)
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn metrics(addr: &str) -> String {
     use std::io::{Read, Write};
@@ -104,7 +49,7 @@ fn connections_into_a_namespace_form_one_edge_with_exact_counts() {
     let log = sensor.stderr();
     let metrics_addr = log.split("metrics at http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
     let subnet = (unique() % 200) as u8 + 20;
-    let ns = Netns::new(231, subnet);
+    let ns = Netns::new("topo", 231, subnet);
     let server_ip = format!("10.231.{subnet}.2");
 
     // an HTTP server inside the namespace
@@ -238,7 +183,7 @@ fn a_reverse_proxy_shows_as_two_edges() {
     );
     let addr = metrics_addr(&sensor);
     let subnet = (unique() % 200) as u8 + 20;
-    let ns = Netns::new(232, subnet);
+    let ns = Netns::new("topo", 232, subnet);
     let (host_ip, proxy_ip) = (format!("10.232.{subnet}.1"), format!("10.232.{subnet}.2"));
     let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-proxy");
 
@@ -350,7 +295,7 @@ fn http_requests_failures_and_latency_on_an_edge() {
     );
     let addr = metrics_addr(&sensor);
     let subnet = (unique() % 200) as u8 + 20;
-    let ns = Netns::new(233, subnet);
+    let ns = Netns::new("topo", 233, subnet);
     let server_ip = format!("10.233.{subnet}.2");
     let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-l7");
     let script = dir.join("server.py");
@@ -509,7 +454,7 @@ fn redis_and_postgres_commands_and_errors_are_counted() {
     );
     let addr = metrics_addr(&sensor);
     let subnet = (unique() % 200) as u8 + 20;
-    let ns = Netns::new(234, subnet);
+    let ns = Netns::new("topo", 234, subnet);
     let ip = format!("10.234.{subnet}.2");
     let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-db");
 
@@ -698,10 +643,9 @@ fn dns_latency_errors_and_names_on_edges() {
     );
     let addr = metrics_addr(&sensor);
     let subnet = (unique() % 200) as u8 + 20;
-    let ns = Netns::new(236, subnet);
+    let ns = Netns::new("topo", 236, subnet);
     let (api_ip, dns_ip) = (format!("10.236.{subnet}.2"), format!("10.236.{subnet}.4"));
-    let peer = format!("vt236-{}b", std::process::id() % 100_000);
-    ip(&["-n", &ns.name, "addr", "add", &format!("{dns_ip}/24"), "dev", &peer]);
+    ip(&["-n", &ns.name, "addr", "add", &format!("{dns_ip}/24"), "dev", &ns.peer_if]);
     let dir = sensor_e2e::test_dir(&std::env::temp_dir(), "sensor-dns");
     std::fs::write(dir.join("server.py"), DNS_SERVER).unwrap();
     std::fs::write(dir.join("client.py"), DNS_CLIENT).unwrap();
