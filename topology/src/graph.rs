@@ -133,6 +133,13 @@ struct PendingEntry {
     requests: Vec<RequestObs>,
 }
 
+/// The two sockets of a joined connection, and the client end's close if it came first.
+struct Joined {
+    client_sock: u64,
+    server_sock: u64,
+    client_close: Option<CloseStats>,
+}
+
 /// Which end a tracked socket is, its edge, and whether both ends are on
 /// this host (then the client end carries the totals and the server end the
 /// request latency).
@@ -394,6 +401,29 @@ impl Graph {
         s.latency.observe(r.latency_ns as f64 / 1e9);
     }
 
+    /// Both ends of a connection met: count it once, with the server end's
+    /// buffered requests, and track both sockets. The client end carries the
+    /// close totals; the server end's close is not counted, its requests are.
+    fn join(&mut self, key: EdgeKey, latency_ns: u64, requests: &[RequestObs], ends: Joined) {
+        self.stats.joined += 1;
+        self.push_activity(|| Activity::Connection {
+            client: key.0.clone(),
+            server: key.1.clone(),
+            client_local: true,
+            server_local: true,
+            ok: true,
+        });
+        self.count_connection(key.clone(), true, Some(latency_ns));
+        self.joined_requests(&key, requests);
+        match ends.client_close {
+            Some(c) => self.apply_close(&key, true, &c),
+            None => {
+                self.socks.put(ends.client_sock, SockRef { edge: key.clone(), client_side: true, joined: true });
+            }
+        }
+        self.socks.put(ends.server_sock, SockRef { edge: key, client_side: false, joined: true });
+    }
+
     /// Requests seen by the server end of a joined connection count; the
     /// client end's view of the same requests does not (no double count).
     fn joined_requests(&mut self, key: &EdgeKey, requests: &[RequestObs]) {
@@ -453,22 +483,10 @@ impl Graph {
                         requests,
                         ..
                     }) => {
-                        self.stats.joined += 1;
-                        let key = (client, server);
-                        self.push_activity(|| Activity::Connection {
-                            client: key.0.clone(),
-                            server: key.1.clone(),
-                            client_local: true,
-                            server_local: true,
-                            ok: true,
-                        });
-                        self.count_connection(key.clone(), true, Some(*latency_ns));
-                        self.joined_requests(&key, &requests);
-                        // the client end (this connect) carries the totals; a server end that
-                        // already closed said nothing the client end will not say
+                        // a server end that already closed said nothing the client end will not say
                         let _ = close;
-                        self.socks.put(server_sock, SockRef { edge: key.clone(), client_side: false, joined: true });
-                        self.socks.put(*sock_id, SockRef { edge: key, client_side: true, joined: true });
+                        let ends = Joined { client_sock: *sock_id, server_sock, client_close: None };
+                        self.join((client, server), *latency_ns, &requests, ends);
                     }
                     _ => {
                         self.sock_tuple.put(*sock_id, tuple);
@@ -488,27 +506,8 @@ impl Graph {
                         requests,
                         ..
                     }) => {
-                        self.stats.joined += 1;
-                        let key = (client, server);
-                        self.push_activity(|| Activity::Connection {
-                            client: key.0.clone(),
-                            server: key.1.clone(),
-                            client_local: true,
-                            server_local: true,
-                            ok: true,
-                        });
-                        self.count_connection(key.clone(), true, Some(latency_ns));
-                        self.joined_requests(&key, &requests);
-                        match close {
-                            Some(c) => self.apply_close(&key, true, &c),
-                            None => {
-                                let r = SockRef { edge: key.clone(), client_side: true, joined: true };
-                                self.socks.put(client_sock, r);
-                            }
-                        }
-                        // the server end's close is not counted (the client end's carries the
-                        // same totals), but its requests are
-                        self.socks.put(*sock_id, SockRef { edge: key, client_side: false, joined: true });
+                        let ends = Joined { client_sock, server_sock: *sock_id, client_close: close };
+                        self.join((client, server), latency_ns, &requests, ends);
                     }
                     _ => {
                         self.sock_tuple.put(*sock_id, tuple);
