@@ -10,7 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use audit::{AuditConfig, AuditReader, AuditStore, ByteSize, HumanDuration, QueryFilter, ReadOpens, Severity};
+use std::borrow::Cow;
+
+use audit::{
+    AuditConfig, AuditReader, AuditStore, ByteSize, EventColumns, HumanDuration, QueryFilter, ReadOpens, Severity,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 const NEEDLES: u64 = 100;
@@ -21,15 +26,94 @@ fn ts(i: u64) -> String {
     audit::time::format_rfc3339_ns(BASE_NS + i as i64 * STEP_NS)
 }
 
-fn pool_event(k: u64) -> Value {
+/// A pool event as the sensor holds it: typed, serialized once per event
+/// (the pipeline serializes its typed event the same way, see
+/// `AuditStore::record_event_with`).
+#[derive(Serialize, Clone)]
+struct BenchEvent {
+    ts: String,
+    host: &'static str,
+    #[serde(rename = "type")]
+    typ: &'static str,
+    process: BenchProcess,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<BenchFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    net: Option<BenchNet>,
+}
+
+#[derive(Serialize, Clone)]
+struct BenchProcess {
+    pid: u64,
+    tid: u64,
+    ppid: u64,
+    uid: u64,
+    euid: u64,
+    gid: u64,
+    egid: u64,
+    comm: String,
+    exe: String,
+    args: Vec<String>,
+    cwd: &'static str,
+    container_id: Option<String>,
+}
+
+#[derive(Serialize, Clone)]
+struct BenchFile {
+    path: String,
+    flags: Vec<&'static str>,
+    mode: u32,
+    result: i64,
+}
+
+#[derive(Serialize, Clone)]
+struct BenchNet {
+    proto: &'static str,
+    family: &'static str,
+    saddr: &'static str,
+    sport: u64,
+    daddr: String,
+    dport: u64,
+    direction: &'static str,
+}
+
+impl BenchEvent {
+    /// The indexed columns, read from the typed fields (no JSON lookups).
+    fn columns(&self, ts_ns: i64) -> EventColumns<'_> {
+        EventColumns {
+            ts_ns: Some(ts_ns),
+            typ: Some(self.typ),
+            pid: Some(self.process.pid as i64),
+            uid: Some(self.process.uid as i64),
+            exe: Some(&self.process.exe),
+            container: self.process.container_id.as_deref(),
+            path: self.file.as_ref().map(|f| f.path.as_str()),
+            daddr: self.net.as_ref().map(|n| Cow::Borrowed(n.daddr.as_str())),
+            dport: self.net.as_ref().map(|n| n.dport as i64),
+            read_only_open: self.typ == "open"
+                && self.file.as_ref().is_some_and(|f| f.flags.iter().all(|f| *f == "O_RDONLY")),
+        }
+    }
+}
+
+fn typed_event(k: u64) -> BenchEvent {
     let pid = 1000 + (k * 7919) % 30_000;
     let exe = format!("/usr/bin/tool{}", k % 200);
-    let proc_ = json!({"pid": pid, "tid": pid, "ppid": 1, "uid": k % 50, "euid": k % 50, "gid": 0, "egid": 0,
-        "comm": format!("tool{}", k % 200), "exe": exe, "args": [exe, "--flag", format!("arg{}", k % 1000)],
-        "cwd": "/home/user", "container_id": if k.is_multiple_of(3) { json!(format!("c0ffee{:058x}", k % 50)) } else { Value::Null }});
-    let mut ev = json!({"ts": "", "host": "bench-host", "process": proc_});
-    let m = k % 100;
-    let typ = match m {
+    let process = BenchProcess {
+        pid,
+        tid: pid,
+        ppid: 1,
+        uid: k % 50,
+        euid: k % 50,
+        gid: 0,
+        egid: 0,
+        comm: format!("tool{}", k % 200),
+        exe: exe.clone(),
+        args: vec![exe, "--flag".into(), format!("arg{}", k % 1000)],
+        cwd: "/home/user",
+        container_id: k.is_multiple_of(3).then(|| format!("c0ffee{:058x}", k % 50)),
+    };
+    let typ = match k % 100 {
         0..=9 => "exec",
         10..=54 => "open",
         55..=69 => "connect",
@@ -41,15 +125,26 @@ fn pool_event(k: u64) -> Value {
         90..=94 => "fork",
         _ => "exit",
     };
-    ev["type"] = json!(typ);
-    if matches!(typ, "open" | "unlink" | "rename" | "chmod") {
-        ev["file"] = json!({"path": format!("/var/lib/app/data/file{}.db", k % 100_000), "flags": ["O_RDONLY"], "mode": 0, "result": 3});
-    }
-    if matches!(typ, "connect" | "close" | "dns") {
-        ev["net"] = json!({"proto": "tcp", "family": "ipv4", "saddr": "10.0.0.5", "sport": 40000 + k % 20000,
-            "daddr": format!("10.1.{}.{}", (k / 256) % 20, k % 256), "dport": ([80, 443, 5432, 6379, 53])[(k % 5) as usize], "direction": "outbound"});
-    }
-    ev
+    let file = matches!(typ, "open" | "unlink" | "rename" | "chmod").then(|| BenchFile {
+        path: format!("/var/lib/app/data/file{}.db", k % 100_000),
+        flags: vec!["O_RDONLY"],
+        mode: 0,
+        result: 3,
+    });
+    let net = matches!(typ, "connect" | "close" | "dns").then(|| BenchNet {
+        proto: "tcp",
+        family: "ipv4",
+        saddr: "10.0.0.5",
+        sport: 40000 + k % 20000,
+        daddr: format!("10.1.{}.{}", (k / 256) % 20, k % 256),
+        dport: [80, 443, 5432, 6379, 53][(k % 5) as usize],
+        direction: "outbound",
+    });
+    BenchEvent { ts: String::new(), host: "bench-host", typ, process, file, net }
+}
+
+fn pool_event(k: u64) -> Value {
+    serde_json::to_value(typed_event(k)).expect("bench event serializes")
 }
 
 fn alert_of(ev: &Value, k: u64) -> Value {
@@ -141,7 +236,17 @@ fn main() {
             ..Default::default()
         };
         let store = AuditStore::open(&cfg).expect("open");
-        let mut pool: Vec<Value> = (0..10_007).map(pool_event).collect();
+        // AUDIT_BENCH_INPUT=value measures the generic path (events as JSON
+        // values: column lookups and serialization inside the store) instead
+        // of the sensor's (typed events, columns read from the fields).
+        let value_input = std::env::var("AUDIT_BENCH_INPUT").is_ok_and(|v| v == "value");
+        println!(
+            "input: {}",
+            if value_input { "JSON values (record_event)" } else { "typed events (record_event_with)" }
+        );
+        let mut pool: Vec<BenchEvent> = (0..10_007).map(typed_event).collect();
+        let mut pool_values: Vec<Value> =
+            if value_input { pool.iter().map(|e| serde_json::to_value(e).expect("value")).collect() } else { vec![] };
         let stride = rows / (NEEDLES + 1);
         let t0 = Instant::now();
         let cpu0 = process_cpu();
@@ -156,39 +261,53 @@ fn main() {
             let off = i % stride.max(1);
             let is_needle =
                 stride > 20 && i >= stride && i / stride <= NEEDLES && (1..=KINDS.len() as u64).contains(&off);
-            // Pool events are reused in place (only ts changes) so the producer
-            // measures the store API, not Value cloning.
-            let mut needle_ev;
-            let (v, alert): (&mut Value, bool) = if is_needle {
-                let (n, a) = needle(KINDS[(off - 1) as usize], i);
-                needle_ev = n;
-                (&mut needle_ev, a)
-            } else {
-                let k = (i % pool.len() as u64) as usize;
-                (&mut pool[k], false)
-            };
-            v["ts"] = Value::String(ts(i));
-            let v = &*v;
-            let alert = alert || (!is_needle && i % 100 == 50);
-            let a = if alert {
-                let mut a = alert_of(v, i);
-                if is_needle {
-                    let kind = KINDS[(off - 1) as usize];
-                    if kind == "rule" {
-                        a["rule"] = json!("needle_rule");
-                    } else {
-                        a["severity"] = json!("critical");
-                    }
-                }
-                alerts_sent += 1;
-                Some(a)
+            let k = (i % pool.len() as u64) as usize;
+            let ts_ns = BASE_NS + i as i64 * STEP_NS;
+            // Needles and alerts (1%) go through the JSON-value API, as the
+            // sensor's alerts do. Pool events are reused in place (only ts
+            // changes) so the producer measures the store API, not cloning.
+            let value: Option<(Value, bool)> = if is_needle {
+                let (mut n, a) = needle(KINDS[(off - 1) as usize], i);
+                n["ts"] = Value::String(ts(i));
+                Some((n, a))
+            } else if i % 100 == 50 {
+                pool[k].ts = ts(i);
+                Some((serde_json::to_value(&pool[k]).expect("value"), true))
             } else {
                 None
             };
+            let a = match &value {
+                Some((v, true)) => {
+                    let mut a = alert_of(v, i);
+                    if is_needle {
+                        let kind = KINDS[(off - 1) as usize];
+                        if kind == "rule" {
+                            a["rule"] = json!("needle_rule");
+                        } else {
+                            a["severity"] = json!("critical");
+                        }
+                    }
+                    alerts_sent += 1;
+                    Some(a)
+                }
+                _ => None,
+            };
+            if value.is_none() {
+                if value_input {
+                    pool_values[k]["ts"] = Value::String(ts(i));
+                } else {
+                    pool[k].ts = ts(i);
+                }
+            }
             loop {
-                let ok = match &a {
-                    Some(a) => store.record_alert(a),
-                    None => store.record_event(v),
+                let ok = match (&a, &value) {
+                    (Some(a), _) => store.record_alert(a),
+                    (None, Some((v, _))) => store.record_event(v),
+                    (None, None) if value_input => store.record_event(&pool_values[k]),
+                    (None, None) => {
+                        let e = &pool[k];
+                        store.record_event_with(&e.columns(ts_ns), || serde_json::to_string(e).expect("json"))
+                    }
                 };
                 if ok {
                     break;

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod error;
 mod index;
+mod indexer;
 mod keys;
 mod ocsf;
 mod reader;
@@ -28,6 +29,6 @@ pub use ocsf::{OCSF_VERSION, to_ocsf};
 pub use reader::{
     AuditReader, DbStats, HeadAnchor, Problem, ProblemKind, QueryFilter, StoredRecord, VerifyOptions, VerifyReport,
 };
-pub use record::{KIND_ALERT, KIND_EVENT, KIND_MARKER, Severity};
+pub use record::{EventColumns, KIND_ALERT, KIND_EVENT, KIND_MARKER, Severity};
 pub use schema::SCHEMA_VERSION;
 pub use store::{AuditStats, AuditStore, HealthCallback, HealthEvent};

@@ -23,6 +23,8 @@ use crate::AuditError;
 use crate::config::AuditConfig;
 use crate::error::sql_err;
 use crate::index::{SegBuilder, seg_bounds, seg_of};
+use crate::indexer::Indexer;
+use crate::record::EventColumns;
 use crate::record::{CHAIN_HMAC, CHAIN_SHA256, ChainHasher, Field, Hash, Record, ZERO_HASH};
 use crate::schema::{meta_get, meta_set, open_checkpointer, open_writer};
 use crate::time::{format_rfc3339_ns, now_ns};
@@ -122,15 +124,9 @@ struct EventFilter {
     sensitive_prefixes: Vec<String>,
 }
 
-/// An open that neither writes, creates nor truncates (per the event's flag names).
-fn is_read_only_open(ev: &Value) -> bool {
-    let Some(flags) = ev.pointer("/file/flags").and_then(Value::as_array) else { return false };
-    !flags.iter().any(|f| matches!(f.as_str(), Some("O_WRONLY" | "O_RDWR" | "O_CREAT" | "O_TRUNC" | "O_TMPFILE")))
-}
-
 impl EventFilter {
-    fn keep(&self, ev: &Value) -> bool {
-        let typ = ev.get("type").and_then(Value::as_str).unwrap_or("");
+    fn keep(&self, c: &EventColumns<'_>) -> bool {
+        let typ = c.typ.unwrap_or("");
         if !self.include.is_empty() && !self.include.iter().any(|t| t == typ) {
             return false;
         }
@@ -138,20 +134,19 @@ impl EventFilter {
             return false;
         }
         if !self.skip_prefixes.is_empty()
-            && let Some(p) = ev.pointer("/file/path").and_then(Value::as_str)
+            && let Some(p) = c.path
             && self.skip_prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
         {
             return false;
         }
-        if typ == "open" && is_read_only_open(ev) {
+        if typ == "open" && c.read_only_open {
             use crate::config::ReadOpens;
             return match self.read_opens {
                 ReadOpens::All => true,
                 ReadOpens::None => false,
-                ReadOpens::Sensitive => ev
-                    .pointer("/file/path")
-                    .and_then(Value::as_str)
-                    .is_some_and(|p| self.sensitive_prefixes.iter().any(|pre| p.starts_with(pre.as_str()))),
+                ReadOpens::Sensitive => {
+                    c.path.is_some_and(|p| self.sensitive_prefixes.iter().any(|pre| p.starts_with(pre.as_str())))
+                }
             };
         }
         true
@@ -214,11 +209,20 @@ impl AuditStore {
     /// Record one sensor event. Never blocks; returns false if it was filtered out
     /// by the configuration or dropped (counted) because the channel is full.
     pub fn record_event(&self, ev: &Value) -> bool {
-        if !self.filter.keep(ev) {
+        let cols = EventColumns::from_json(ev);
+        self.record_event_with(&cols, || serde_json::to_string(ev).unwrap_or_else(|_| "null".into()))
+    }
+
+    /// Record one event given its indexed columns; `json` (the event as one
+    /// JSON object, the `--events-out` form) is called only if the event is
+    /// kept, so a caller that holds a typed event serializes it once, and
+    /// only when it is stored. Never blocks; false if filtered out or dropped.
+    pub fn record_event_with(&self, cols: &EventColumns<'_>, json: impl FnOnce() -> String) -> bool {
+        if !self.filter.keep(cols) {
             self.shared.filtered.fetch_add(1, Relaxed);
             return false;
         }
-        self.send(Record::from_event(ev, now_ns()))
+        self.send(Record::from_columns(cols, json(), now_ns()))
     }
 
     /// Record one alert (never filtered). Never blocks; false if dropped (counted).
@@ -431,12 +435,15 @@ struct Writer {
     anchor: Hash,
     cp: Option<CpState>,
     hasher: ChainHasher,
-    // segment index (see index.rs): segments up to `indexed_through` are stored;
-    // `builder` holds the postings of (indexed_through, head_seq] when in sync,
-    // None while complete segments still have to be built from the table.
+    // segment index (see index.rs): segments up to `indexed_through` are stored.
+    // In sync (`in_sync` = the indexer's generation), the indexer thread holds
+    // the postings of (indexed_through, head_seq] and returns each segment it
+    // completes; None while complete segments still have to be built from the table.
     seg_rows: u64,
     indexed_through: u64,
-    builder: Option<SegBuilder>,
+    indexer: Indexer,
+    in_sync: Option<u64>,
+    generation: u64,
     index_retry_at: Instant,
     // batching and health
     pending: VecDeque<Record>,
@@ -528,7 +535,13 @@ impl Writer {
             hasher,
             seg_rows,
             indexed_through,
-            builder: None,
+            indexer: Indexer::spawn(seg_rows).map_err(|e| AuditError::Io {
+                what: "spawning audit indexer for",
+                path: cfg.path.clone(),
+                source: e,
+            })?,
+            in_sync: None,
+            generation: 0,
             index_retry_at: now,
             pending: VecDeque::new(),
             batch_started: None,
@@ -592,6 +605,9 @@ impl Writer {
                 self.write_pending();
             }
             if !acks.is_empty() {
+                // A flush also stores the segments completed by what it committed.
+                self.indexer.barrier();
+                self.store_sealed();
                 let res = match self.degraded_since {
                     None if self.pending.is_empty() => Ok(()),
                     _ => Err(self.reason()),
@@ -619,7 +635,7 @@ impl Writer {
                 return None;
             }
             t + self.batch_interval
-        } else if self.prune_more || (self.builder.is_none() && now >= self.index_retry_at) {
+        } else if self.prune_more || (self.in_sync.is_none() && now >= self.index_retry_at) {
             return None;
         } else {
             self.next_retention.min(now + Duration::from_secs(1))
@@ -691,23 +707,15 @@ impl Writer {
             let start = self.head_seq + 1;
             match self.write_batch(&markers, n) {
                 Ok(()) => {
-                    let mut builder = self.builder.take();
-                    let mut sealed = Vec::new();
-                    let mut seq = start;
-                    for r in &markers {
-                        feed(&mut builder, &mut sealed, seq, r, self.seg_rows);
-                        seq += 1;
+                    let n_markers = markers.len() as u64;
+                    let mut rows = markers;
+                    rows.extend(self.pending.drain(..n));
+                    if self.in_sync.is_some() && !self.indexer.rows(start, rows) {
+                        self.indexer_gone();
                     }
-                    for r in self.pending.drain(..n) {
-                        feed(&mut builder, &mut sealed, seq, &r, self.seg_rows);
-                        seq += 1;
-                    }
-                    self.builder = builder;
-                    if !sealed.is_empty() {
-                        self.write_segments(sealed);
-                    }
+                    self.store_sealed();
                     self.shared.written.fetch_add(n as u64, Relaxed);
-                    self.shared.markers.fetch_add(markers.len() as u64, Relaxed);
+                    self.shared.markers.fetch_add(n_markers, Relaxed);
                     self.shared.batches.fetch_add(1, Relaxed);
                     self.shared.buffered.store(self.pending.len() as u64, Relaxed);
                     self.drops_recorded = drops;
@@ -852,7 +860,8 @@ impl Writer {
     }
 
     fn maintenance(&mut self, now: Instant) {
-        if self.builder.is_none() && now >= self.index_retry_at {
+        self.store_sealed();
+        if self.in_sync.is_none() && now >= self.index_retry_at {
             // One segment per turn so batches keep flowing during a catch-up.
             if self.index_step().is_err() {
                 self.shared.write_errors.fetch_add(1, Relaxed);
@@ -943,7 +952,7 @@ impl Writer {
             return Err(e);
         }
         self.cp = Some(cp);
-        if self.builder.is_none() {
+        if self.in_sync.is_none() {
             self.indexed_through = self.indexed_through.max(seg_of(new_first, self.seg_rows) * self.seg_rows);
         }
         self.shared.pruned.fetch_add(cut, Relaxed);
@@ -965,7 +974,12 @@ impl Writer {
         if self.head_seq >= first {
             b.load(&self.conn, first, self.head_seq)?;
         }
-        self.builder = Some(b);
+        self.generation += 1;
+        if self.indexer.start(self.generation, b) {
+            self.in_sync = Some(self.generation);
+        } else {
+            self.indexer_gone();
+        }
         Ok(true)
     }
 
@@ -986,9 +1000,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Store completed segments; on failure fall back to catching up from the table.
-    fn write_segments(&mut self, sealed: Vec<SegBuilder>) {
-        let last = sealed.last().map(|b| seg_bounds(b.seg, self.seg_rows).1);
+    /// Store the segments the indexer completed; on failure fall back to
+    /// catching up from the table.
+    fn store_sealed(&mut self) {
+        let Some(current) = self.in_sync else { return };
+        let sealed: Vec<SegBuilder> =
+            self.indexer.take_sealed().into_iter().filter(|s| s.generation == current).map(|s| s.builder).collect();
+        let Some(last) = sealed.last().map(|b| seg_bounds(b.seg, self.seg_rows).1) else { return };
         let res = self.conn.unchecked_transaction().and_then(|tx| {
             for b in sealed {
                 b.write(&tx, self.seg_rows)?;
@@ -996,17 +1014,28 @@ impl Writer {
             tx.commit()
         });
         match res {
-            Ok(()) => self.indexed_through = last.unwrap_or(self.indexed_through),
+            Ok(()) => self.indexed_through = last,
             Err(_) => {
                 self.shared.write_errors.fetch_add(1, Relaxed);
-                self.builder = None;
+                self.in_sync = None;
+                self.indexer.reset();
                 self.index_retry_at = Instant::now() + self.retry;
             }
         }
     }
 
+    /// The indexer thread died (a bug): count it and index from the table
+    /// on this thread instead, one segment per retry interval.
+    fn indexer_gone(&mut self) {
+        self.shared.write_errors.fetch_add(1, Relaxed);
+        self.in_sync = None;
+        self.index_retry_at = Instant::now() + self.retry;
+    }
+
     fn finish(&mut self) {
         self.write_pending();
+        self.indexer.barrier();
+        self.store_sealed();
         if !self.pending.is_empty() {
             // Could not be written (disk still full): these rows are lost, count them.
             self.shared.dropped_degraded.fetch_add(self.pending.len() as u64, Relaxed);
@@ -1025,17 +1054,6 @@ impl Writer {
             c.stop();
         }
         self.update_db_bytes();
-    }
-}
-
-/// Add a committed record to the open segment; a segment is sealed after its last seq.
-fn feed(builder: &mut Option<SegBuilder>, sealed: &mut Vec<SegBuilder>, seq: u64, r: &Record, seg_rows: u64) {
-    let Some(b) = builder else { return };
-    b.add_record(seq, r);
-    let (_, last) = seg_bounds(b.seg, seg_rows);
-    if seq >= last {
-        let next = SegBuilder::new(b.seg + 1, seg_rows);
-        sealed.push(std::mem::replace(b, next));
     }
 }
 
@@ -1165,20 +1183,26 @@ mod read_open_filter {
         serde_json::json!({"type": "open", "file": {"path": path, "flags": flags}})
     }
 
+    impl EventFilter {
+        fn keep_json(&self, v: &Value) -> bool {
+            self.keep(&EventColumns::from_json(v))
+        }
+    }
+
     #[test]
     fn sensitive_keeps_reads_under_the_prefixes_and_every_write() {
         let f = filter(ReadOpens::Sensitive);
-        assert!(f.keep(&open("/etc/shadow", &["O_RDONLY"])));
-        assert!(!f.keep(&open("/usr/share/doc/x", &["O_RDONLY", "O_CLOEXEC"])));
-        assert!(f.keep(&open("/usr/share/doc/x", &["O_WRONLY", "O_TRUNC"])));
-        assert!(f.keep(&open("/tmp/new", &["O_RDONLY", "O_CREAT"])), "O_CREAT with O_RDONLY still creates");
-        assert!(f.keep(&serde_json::json!({"type": "unlink", "file": {"path": "/tmp/x"}})));
+        assert!(f.keep_json(&open("/etc/shadow", &["O_RDONLY"])));
+        assert!(!f.keep_json(&open("/usr/share/doc/x", &["O_RDONLY", "O_CLOEXEC"])));
+        assert!(f.keep_json(&open("/usr/share/doc/x", &["O_WRONLY", "O_TRUNC"])));
+        assert!(f.keep_json(&open("/tmp/new", &["O_RDONLY", "O_CREAT"])), "O_CREAT with O_RDONLY still creates");
+        assert!(f.keep_json(&serde_json::json!({"type": "unlink", "file": {"path": "/tmp/x"}})));
     }
 
     #[test]
     fn all_and_none() {
-        assert!(filter(ReadOpens::All).keep(&open("/usr/lib/x", &["O_RDONLY"])));
-        assert!(!filter(ReadOpens::None).keep(&open("/etc/shadow", &["O_RDONLY"])));
-        assert!(filter(ReadOpens::None).keep(&open("/etc/shadow", &["O_RDWR"])));
+        assert!(filter(ReadOpens::All).keep_json(&open("/usr/lib/x", &["O_RDONLY"])));
+        assert!(!filter(ReadOpens::None).keep_json(&open("/etc/shadow", &["O_RDONLY"])));
+        assert!(filter(ReadOpens::None).keep_json(&open("/etc/shadow", &["O_RDWR"])));
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use audit::{AuditReader, AuditStore, KIND_EVENT, QueryFilter, Severity};
+use audit::{AuditConfig, AuditReader, AuditStore, KIND_EVENT, QueryFilter, Severity};
 use common::*;
 use serde_json::json;
 
@@ -215,4 +215,67 @@ fn reopen_continues_the_chain() {
     let rep = r.verify().unwrap();
     assert!(rep.ok(), "{:?}", rep.problem);
     assert_eq!((rep.records, rep.last_seq), (300, 300));
+}
+
+/// The sensor's path: columns read from its typed event, the JSON serialized
+/// only when the event is kept. It must store exactly what the JSON path
+/// stores (same columns, so the same queries find it), and must not
+/// serialize what the filter drops.
+#[test]
+fn typed_columns_store_what_the_json_path_stores() {
+    use audit::{EventColumns, ReadOpens};
+    use std::borrow::Cow;
+    use std::cell::Cell;
+
+    let dir = tempfile::tempdir().unwrap();
+    let json_db = dir.path().join("json.db");
+    let typed_db = dir.path().join("typed.db");
+    let mut c = cfg(&json_db);
+    c.read_opens = ReadOpens::Sensitive; // /etc/ is sensitive by default
+    let json_store = AuditStore::open(&c).unwrap();
+    let typed_store = AuditStore::open(&AuditConfig { path: typed_db.clone(), ..c.clone() }).unwrap();
+
+    let serialized = Cell::new(0);
+    let mut kept = 0;
+    for i in 0..60u64 {
+        let typ = TYPES[i as usize % TYPES.len()];
+        let mut e = ev(i, typ);
+        if i % 7 == 0 && typ == "open" {
+            e["file"]["path"] = json!(format!("/usr/share/doc/f{i}")); // a read-only open the filter drops
+        }
+        let daddr = e.pointer("/net/daddr").and_then(|v| v.as_str()).map(str::to_owned);
+        let cols = EventColumns {
+            ts_ns: audit::time::parse_rfc3339_ns(e["ts"].as_str().unwrap()),
+            typ: Some(typ),
+            pid: e.pointer("/process/pid").and_then(|v| v.as_i64()),
+            uid: e.pointer("/process/uid").and_then(|v| v.as_i64()),
+            exe: e.pointer("/process/exe").and_then(|v| v.as_str()),
+            container: e.pointer("/process/container_id").and_then(|v| v.as_str()),
+            path: e.pointer("/file/path").and_then(|v| v.as_str()),
+            daddr: daddr.as_deref().map(Cow::Borrowed),
+            dport: e.pointer("/net/dport").and_then(|v| v.as_i64()),
+            read_only_open: typ == "open",
+        };
+        assert_eq!(cols, EventColumns::from_json(&e), "event {i}");
+        let stored = typed_store.record_event_with(&cols, || {
+            serialized.set(serialized.get() + 1);
+            serde_json::to_string(&e).unwrap()
+        });
+        assert_eq!(stored, json_store.record_event(&e), "event {i}");
+        kept += stored as usize;
+    }
+    assert!(kept > 40 && kept < 60, "{kept}");
+    assert_eq!(serialized.get(), kept, "only kept events are serialized");
+    for s in [json_store, typed_store] {
+        s.flush().unwrap();
+        assert_eq!((s.stats().written, s.stats().filtered), (kept as u64, 60 - kept as u64));
+        s.shutdown();
+    }
+    let cols = "seq, ts_ns, kind, type, pid, uid, exe, container, path, daddr, dport, json";
+    let dump = |p: &std::path::Path| sqlite3(p, &format!("SELECT {cols} FROM records WHERE kind = 0 ORDER BY seq"));
+    assert_eq!(dump(&json_db), dump(&typed_db));
+    let r = AuditReader::open(&typed_db).unwrap();
+    assert!(r.verify().unwrap().ok());
+    let q = QueryFilter { addr: Some("192.0.2.2".into()), ..Default::default() };
+    assert_eq!(r.query(&q, 0).unwrap().len(), 1);
 }
