@@ -33,6 +33,44 @@ pub fn format_ts(ts_ns: u64) -> String {
     }
 }
 
+impl Event {
+    /// The audit trail's indexed columns, read from the typed fields: the
+    /// same values the event's JSON carries at the same places (a unit test
+    /// holds the two together), without building or searching a JSON value.
+    pub fn audit_columns(&self) -> audit::EventColumns<'_> {
+        use std::borrow::Cow;
+        let p = &self.process;
+        let (path, read_only_open) = match &self.body {
+            Body::File(f) => {
+                // Mirrors the flag names the JSON lists (decode::open_flag_names).
+                const WRITES: u32 = 0o100 | 0o1000 | 0o20000000; // O_CREAT, O_TRUNC, O_TMPFILE
+                let access = f.flags & 3;
+                let read_only = self.kind == "open" && access != 1 && access != 2 && f.flags & WRITES == 0;
+                (Some(f.path.as_str()), read_only)
+            }
+            _ => (None, false),
+        };
+        let (daddr, dport) = match &self.body {
+            Body::Net(n) => (Some(n.daddr), Some(n.dport)),
+            Body::Dns(d) => (Some(d.daddr), Some(d.dport)),
+            Body::L7(l) => (Some(l.daddr), Some(l.dport)),
+            _ => (None, None),
+        };
+        audit::EventColumns {
+            ts_ns: Some(self.ts_ns as i64),
+            typ: Some(self.kind),
+            pid: Some(self.hdr.pid as i64),
+            uid: Some(self.hdr.uid as i64),
+            exe: Some(&p.exe),
+            container: p.container_id.as_deref(),
+            path,
+            daddr: daddr.map(|a| Cow::Owned(a.to_string())),
+            dport: dport.map(i64::from),
+            read_only_open,
+        }
+    }
+}
+
 struct ProcessView<'a>(&'a Event);
 
 impl Serialize for ProcessView<'_> {
@@ -369,6 +407,100 @@ impl Serialize for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(kind: &'static str, ty: u32, body: Body) -> Event {
+        let process = ProcInfo {
+            pid: 4242,
+            ppid: 1,
+            start_time: 7,
+            exe: Arc::from("/usr/bin/cat"),
+            args: Arc::from(vec!["cat".to_string()]),
+            args_truncated: false,
+            cwd: Arc::from("/root"),
+            euid: Some(0),
+            egid: Some(0),
+            container_id: ty.is_multiple_of(2).then(|| Arc::from("c0ffee0123456789")),
+            systemd_unit: None,
+            netns: None,
+            lineage: Arc::from(Vec::<Arc<str>>::new()),
+            source: crate::enrich::proctable::Source::Unknown,
+        };
+        Event {
+            ts_ns: 1_764_090_281_123_456_789,
+            seq: 1,
+            kind,
+            host: Arc::from("h"),
+            hdr: Header { ty, pid: 4242, tid: 4242, ppid: 1, uid: 1000, comm: "cat".into(), ..Default::default() },
+            process: Arc::new(process),
+            body,
+            dns: None,
+        }
+    }
+
+    #[test]
+    fn audit_columns_are_what_the_json_says() {
+        use std::net::IpAddr;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let file = |path: &str, flags: u32| decode::File { path: path.into(), flags, result: 3, ..Default::default() };
+        let net = decode::Net {
+            family: libc::AF_INET6 as u16,
+            protocol: 6,
+            saddr: ip("::1"),
+            sport: 40000,
+            daddr: ip("2001:db8::7"),
+            dport: 443,
+            direction: sensor_bpf::wire::NET_DIR_OUTBOUND,
+            error: -111,
+            sock_id: 9,
+            latency_ns: 1000,
+            duration_ns: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            srtt_us: 0,
+            retransmits: 0,
+        };
+        let dns = decode::Dns {
+            family: libc::AF_INET as u16,
+            saddr: ip("10.0.0.1"),
+            sport: 5353,
+            daddr: ip("10.0.0.53"),
+            dport: 53,
+            direction: sensor_bpf::wire::DNS_DIR_SEND,
+            total_len: 0,
+            payload: vec![],
+        };
+        let events = [
+            event("exec", 1, Body::Exec(decode::Exec { filename: "/usr/bin/cat".into(), ..Default::default() })),
+            event("exit", 2, Body::Exit { exit_code: 0 }),
+            event("open", 3, Body::File(file("/etc/shadow", 0))), // O_RDONLY
+            event("open", 4, Body::File(file("/etc/x", 0o2000000 | 0o400000))), // read with O_CLOEXEC|O_NOFOLLOW
+            event("open", 5, Body::File(file("/tmp/a", 1))),      // O_WRONLY
+            event("open", 6, Body::File(file("/tmp/b", 0o100))),  // O_CREAT
+            event("open", 7, Body::File(file("/tmp/c", 0o1000))), // O_TRUNC
+            event("open", 8, Body::File(file("/tmp/d", 0o20200000 | 2))), // O_TMPFILE|O_RDWR
+            event("open", 9, Body::File(file("/tmp/e", 3))),      // O_ACCMODE
+            event("unlink", 10, Body::File(file("/tmp/f", 0))),
+            event("connect", 11, Body::Net(net.clone())),
+            event("close", 12, Body::Net(net)),
+            event("dns", 13, Body::Dns(dns)),
+            event(
+                "connect",
+                sensor_bpf::wire::EV_UNIX_CONNECT,
+                Body::Syscall(decode::Syscall {
+                    strs: ["/run/x.sock".into(), String::new(), String::new()],
+                    ..Default::default()
+                }),
+            ),
+            event("ptrace", 15, Body::Syscall(decode::Syscall { nr: 101, ..Default::default() })),
+        ];
+        let mut read_only = 0;
+        for e in &events {
+            let v = serde_json::to_value(e).unwrap();
+            assert_eq!(e.audit_columns(), audit::EventColumns::from_json(&v), "{v}");
+            read_only += e.audit_columns().read_only_open as usize;
+        }
+        assert_eq!(read_only, 3, "O_RDONLY, O_RDONLY|O_CLOEXEC|O_NOFOLLOW and O_ACCMODE are read-only opens");
+    }
 
     #[test]
     fn timestamps_are_rfc3339_with_nanoseconds() {

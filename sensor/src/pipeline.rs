@@ -60,6 +60,7 @@ impl JsonLines {
     fn write(&mut self, v: &impl serde::Serialize, stats: &PipelineStats) {
         self.buf.clear();
         if serde_json::to_writer(&mut self.buf, v).is_err() {
+            self.buf.clear();
             stats.output_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -74,6 +75,12 @@ impl JsonLines {
         } else {
             self.failed = false;
         }
+    }
+
+    /// The JSON of the last item written (without its newline), if it serialized.
+    fn last_json(&self) -> Option<&str> {
+        let line = self.buf.strip_suffix(b"\n")?;
+        std::str::from_utf8(line).ok()
     }
 
     fn flush(&mut self, stats: &PipelineStats) {
@@ -114,11 +121,6 @@ impl Processor {
         }
     }
 
-    /// Whether any stage needs the event as a JSON value.
-    fn needs_value(&self) -> bool {
-        self.policy.is_some() || self.audit.is_some()
-    }
-
     pub fn handle_event(&mut self, ev: &Event) {
         if let Some(payload) = crate::l7::payload(ev) {
             // raw payloads are not events: their requests are
@@ -133,9 +135,18 @@ impl Processor {
         if let Some(out) = &mut self.events_out {
             out.write(ev, &self.stats);
         }
-        if self.needs_value() {
+        if let Some(audit) = &self.audit {
+            // Columns from the typed event; the JSON only if the store keeps
+            // it, and then the bytes --events-out just wrote when there are any.
+            let written = self.events_out.as_ref().and_then(JsonLines::last_json);
+            audit.record_event_with(&ev.audit_columns(), || match written {
+                Some(json) => json.to_owned(),
+                None => serde_json::to_string(ev).unwrap_or_else(|_| "null".into()),
+            });
+        }
+        if self.policy.is_some() {
             match serde_json::to_value(ev) {
-                Ok(v) => self.record_and_evaluate(&v),
+                Ok(v) => self.evaluate(&v),
                 Err(_) => {
                     self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -195,6 +206,11 @@ impl Processor {
         if let Some(audit) = &self.audit {
             audit.record_event(v);
         }
+        self.evaluate(v);
+    }
+
+    /// Runs the rules over one event; its alerts go to every output.
+    fn evaluate(&mut self, v: &Value) {
         let Some(engine) = &mut self.policy else { return };
         let t = Instant::now();
         let eval = engine.evaluate(v);
