@@ -48,7 +48,16 @@ pub(crate) mod col {
     /// around them, so they are kept out of the time zones and found through
     /// this posting instead.
     pub const MARKER: i64 = 10;
+    /// `path` and `exe` with their bytes reversed (stored as BLOBs), so a
+    /// glob with a leading wildcard and a literal ending (`*/id_rsa`,
+    /// `*.so`) is one range seek per segment, like a prefix glob. Segments
+    /// from `meta.suffix_postings_from` on have them (older trails did not).
+    pub const PATH_REV: i64 = 11;
+    pub const EXE_REV: i64 = 12;
 }
+
+/// `meta` key: the first segment number whose postings include the reversed columns.
+pub(crate) const SUFFIX_POSTINGS_FROM: &str = "suffix_postings_from";
 
 /// The indexed record columns in posting-column order, as selected from `records`.
 pub(crate) const INDEXED_COLUMNS: &str = "type, pid, uid, exe, container, path, daddr, dport, rule, severity";
@@ -80,6 +89,27 @@ fn text_key(out: &mut Vec<u8>, c: i64, v: &[u8]) {
     out.push(c as u8);
     out.push(1);
     out.extend_from_slice(v);
+}
+
+/// Tag 2: a BLOB holding `v` reversed byte by byte (SQLite orders BLOBs by memcmp).
+fn reversed_key(out: &mut Vec<u8>, c: i64, v: &[u8]) {
+    out.clear();
+    out.push(c as u8);
+    out.push(2);
+    out.extend(v.iter().rev());
+}
+
+/// The smallest byte string greater than every string starting with `prefix`
+/// (None when there is none: empty or all 0xFF).
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut hi = prefix.to_vec();
+    while let Some(last) = hi.pop() {
+        if last < 0xFF {
+            hi.push(last + 1);
+            return Some(hi);
+        }
+    }
+    None
 }
 
 /// FxHash-style multiply-rotate hasher: the keys are our own column values and
@@ -185,6 +215,18 @@ impl SegBuilder {
         self.bump(off);
     }
 
+    /// A text value, plus its reversed form for the columns that have one.
+    fn text_and_suffix(&mut self, c: i64, v: &[u8], off: u32) {
+        self.text(c, v, off);
+        let rev = match c {
+            col::PATH => col::PATH_REV,
+            col::EXE => col::EXE_REV,
+            _ => return,
+        };
+        reversed_key(&mut self.scratch, rev, v);
+        self.bump(off);
+    }
+
     /// Add a committed record.
     pub fn add_record(&mut self, seq: u64, r: &Record) {
         let off = self.begin_row(seq, r.ts_ns, r.kind);
@@ -197,7 +239,7 @@ impl SegBuilder {
             (col::RULE, &r.rule),
         ] {
             if let Some(v) = v {
-                self.text(c, v.as_bytes(), off);
+                self.text_and_suffix(c, v.as_bytes(), off);
             }
         }
         for (c, v) in [(col::PID, r.pid), (col::UID, r.uid), (col::DPORT, r.dport), (col::SEVERITY, r.severity)] {
@@ -231,7 +273,7 @@ impl SegBuilder {
             // Whatever storage class the row holds is what the query re-check compares against.
             match r.get_ref(3 + i)? {
                 ValueRef::Integer(v) => self.int(*c, v, off),
-                ValueRef::Text(t) => self.text(*c, t, off),
+                ValueRef::Text(t) => self.text_and_suffix(*c, t, off),
                 _ => {}
             }
         }
@@ -294,6 +336,8 @@ impl SegBuilder {
             let (c, tag, v) = (k[0] as i64, k[1], &k[2..]);
             if tag == 0 {
                 let v = (u64::from_be_bytes(v.try_into().unwrap_or([0; 8])) ^ (1 << 63)) as i64;
+                st.execute(params![self.seg as i64, c, v, &buf])?;
+            } else if tag == 2 {
                 st.execute(params![self.seg as i64, c, v, &buf])?;
             } else {
                 // Text came from a String or from a TEXT column: bind it as text again.

@@ -89,6 +89,11 @@ enum Term {
     Vals(Vec<SqlValue>),
     /// Text values in [lo, lo + U+10FFFF) matching the GLOB `pat`; `lo` is the pattern's literal prefix.
     Glob { lo: String, pat: String },
+    /// A glob whose literal ending is longer than its literal start: values
+    /// ending in those bytes, found as a prefix of the reversed column `col`
+    /// (`rev` = the ending reversed). Segments indexed before the reversed
+    /// columns existed use `fallback` (the plain glob).
+    Suffix { col: i64, rev: Vec<u8>, fallback: Box<Term> },
 }
 
 /// Conditions the rows must meet (re-checked on every candidate) plus the posting lookups.
@@ -101,6 +106,12 @@ struct Plan {
 /// The literal prefix of a GLOB pattern.
 fn glob_prefix(p: &str) -> &str {
     &p[..p.find(['*', '?', '[']).unwrap_or(p.len())]
+}
+
+/// The literal ending of a GLOB pattern (after its last metacharacter; a
+/// `]` counts as one, which can only make the ending shorter).
+fn glob_suffix(p: &str) -> &str {
+    &p[p.rfind(['*', '?', '[', ']']).map_or(0, |i| i + 1)..]
 }
 
 impl QueryFilter {
@@ -144,7 +155,22 @@ impl QueryFilter {
                 let a = bind(&mut p, SqlValue::Text(v.clone()));
                 if has_glob(v) {
                     w.push(format!("{name} GLOB {a}"));
-                    terms.push((c, Term::Glob { lo: glob_prefix(v).to_string(), pat: v.clone() }));
+                    let (prefix, suffix) = (glob_prefix(v), glob_suffix(v));
+                    let glob = Term::Glob { lo: prefix.to_string(), pat: v.clone() };
+                    let rev_col = match c {
+                        col::PATH => Some(col::PATH_REV),
+                        col::EXE => Some(col::EXE_REV),
+                        _ => None,
+                    };
+                    terms.push((
+                        c,
+                        match rev_col {
+                            Some(rc) if suffix.len() > prefix.len() => {
+                                Term::Suffix { col: rc, rev: suffix.bytes().rev().collect(), fallback: Box::new(glob) }
+                            }
+                            _ => glob,
+                        },
+                    ));
                 } else {
                     w.push(format!("{name} = {a}"));
                     terms.push((c, Term::Vals(vec![SqlValue::Text(v.clone())])));
@@ -386,13 +412,19 @@ impl RawRow {
 pub struct AuditReader {
     conn: Connection,
     path: PathBuf,
+    /// First segment with reversed-column postings (`i64::MAX`: none).
+    suffix_from: i64,
 }
 
 impl AuditReader {
     /// Open an existing database; errors (missing, corrupt, foreign, newer schema) are explicit.
     pub fn open(path: &Path) -> Result<AuditReader, AuditError> {
         let conn = open_reader(path)?;
-        Ok(AuditReader { conn, path: path.to_path_buf() })
+        let suffix_from = match meta_get(&conn, crate::index::SUFFIX_POSTINGS_FROM).map_err(sql_err(path))? {
+            Some(rusqlite::types::Value::Integer(s)) => s,
+            _ => i64::MAX,
+        };
+        Ok(AuditReader { conn, path: path.to_path_buf(), suffix_from })
     }
 
     pub fn path(&self) -> &Path {
@@ -429,11 +461,13 @@ impl AuditReader {
         let plan = f.plan();
         let segs = self.segments(false).map_err(self.err())?;
         let tail = segs.last().map_or(0, |s| s.last + 1);
-        let cols: Vec<&str> = plan
+        let cols: Vec<String> = plan
             .terms
             .iter()
-            .map(|(c, _)| {
-                ["type", "pid", "uid", "exe", "container", "path", "daddr", "dport", "rule", "severity"][*c as usize]
+            .map(|(c, t)| {
+                let name = ["type", "pid", "uid", "exe", "container", "path", "daddr", "dport", "rule", "severity"]
+                    [*c as usize];
+                if matches!(t, Term::Suffix { .. }) { format!("{name} (by ending)") } else { name.to_string() }
             })
             .collect();
         let how = if cols.is_empty() {
@@ -470,6 +504,11 @@ impl AuditReader {
         let mut offs = Vec::new();
         for (c, t) in terms {
             offs.clear();
+            // Segments indexed before the reversed columns existed: the plain glob.
+            let t = match t {
+                Term::Suffix { fallback, .. } if seg.seg < self.suffix_from => &**fallback,
+                t => t,
+            };
             let mut blobs =
                 |st: &mut rusqlite::CachedStatement<'_>, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<()> {
                     let mut rows = st.query(p)?;
@@ -496,6 +535,24 @@ impl AuditReader {
                     )?;
                     let hi = format!("{lo}\u{10FFFF}");
                     blobs(&mut st, &[&seg.seg, c, lo, &hi, pat])?;
+                    2
+                }
+                Term::Suffix { col, rev, .. } => {
+                    match crate::index::prefix_successor(rev) {
+                        Some(hi) => {
+                            let mut st = self.conn.prepare_cached(
+                                "SELECT seqs FROM postings WHERE seg = ?1 AND col = ?2 AND val >= ?3 AND val < ?4",
+                            )?;
+                            blobs(&mut st, &[&seg.seg, col, rev, &hi])?;
+                        }
+                        // An ending of 0xFF bytes has no successor: every value from `rev` on.
+                        None => {
+                            let mut st = self.conn.prepare_cached(
+                                "SELECT seqs FROM postings WHERE seg = ?1 AND col = ?2 AND val >= ?3",
+                            )?;
+                            blobs(&mut st, &[&seg.seg, col, rev])?;
+                        }
+                    }
                     2
                 }
             };

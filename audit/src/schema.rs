@@ -9,7 +9,9 @@ use crate::AuditError;
 use crate::error::sql_err;
 
 /// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+/// The oldest version readers understand without a migration (v3 only added postings).
+const MIN_READABLE_VERSION: i64 = 2;
 /// `PRAGMA application_id` marks the file as ours ("SnAu").
 pub(crate) const APPLICATION_ID: i64 = 0x536e_4175;
 
@@ -106,6 +108,13 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY,         -- chain (sha256 | hmac-sha256), key_id, seg_rows
     value NOT NULL
 );
+"#,
+    // v3: postings of `path` and `exe` reversed (cols 11 and 12, see `index.rs`)
+    // so globs with a leading wildcard are range seeks. Segments already stored
+    // do not have them; readers use the plain glob there.
+    r#"
+INSERT OR REPLACE INTO meta (key, value)
+    SELECT 'suffix_postings_from', coalesce(max(seg) + 1, 0) FROM segments;
 "#,
 ];
 
@@ -239,7 +248,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, AuditError> {
     conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
     conn.pragma_update(None, "query_only", true).map_err(&err)?;
     let ver = check_identity(&conn, path, false)?;
-    if ver < SCHEMA_VERSION {
+    if ver < MIN_READABLE_VERSION {
         return Err(AuditError::OlderSchema { path: path.to_path_buf(), found: ver, supported: SCHEMA_VERSION });
     }
     conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;").map_err(&err)?;

@@ -36,6 +36,12 @@ fn filters() -> Vec<QueryFilter> {
         QueryFilter { exe: Some("/usr/bin/cat".into()), ..d() },
         QueryFilter { exe: Some("/usr/local/*".into()), ..d() },
         QueryFilter { exe: Some("*curl".into()), ..d() },
+        // Leading wildcards: answered by ending (reversed-column postings).
+        QueryFilter { exe: Some("*/cat".into()), ..d() },
+        QueryFilter { path: Some("*/file12".into()), ..d() },
+        QueryFilter { path: Some("*e1?3".into()), ..d() },
+        QueryFilter { path: Some("*[0-9]7".into()), types: vec!["open".into()], ..d() },
+        QueryFilter { path: Some("*/nothing/ends/like/this".into()), ..d() },
         QueryFilter { container: Some("abcdef".into()), ..d() },
         QueryFilter { container: Some("abcdef0123456789".into()), ..d() },
         QueryFilter { path: Some("/etc/file1?".into()), ..d() },
@@ -124,6 +130,65 @@ fn postings_answer_exactly_like_a_scan() {
     assert_eq!(a.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len(), 188);
 }
 
+/// Segments stored before the reversed columns existed (a v2 trail) have no
+/// postings by ending; a leading-wildcard glob falls back to the plain glob
+/// there and still finds every row.
+#[test]
+fn globs_by_ending_also_cover_segments_indexed_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut c = cfg(&path);
+    c.index_segment_rows = 50;
+    let store = AuditStore::open(&c).unwrap();
+    for i in 0..400u64 {
+        record(&store, &ev(i, "open"));
+    }
+    store.shutdown();
+    let f = QueryFilter { path: Some("*/file1?7".into()), ..Default::default() };
+    let expected: Vec<u64> = (0..400u64).filter(|i| (100..200).contains(i) && i % 10 == 7).collect();
+    let seqs = |r: &AuditReader| -> Vec<u64> {
+        r.query(&f, 0)
+            .unwrap()
+            .iter()
+            .map(|x| serde_json::from_str::<Value>(&x.json).unwrap()["n"].as_u64().unwrap())
+            .collect()
+    };
+    let r = AuditReader::open(&path).unwrap();
+    assert!(r.explain(&f, 0).unwrap().contains("postings on path (by ending)"), "{}", r.explain(&f, 0).unwrap());
+    assert_eq!(seqs(&r), expected);
+    drop(r);
+    // Make segments 0..4 look like v2 segments.
+    sqlite3(
+        &path,
+        "DELETE FROM postings WHERE seg < 4 AND col IN (11, 12); UPDATE meta SET value = 4 WHERE key = 'suffix_postings_from'",
+    );
+    let r = AuditReader::open(&path).unwrap();
+    assert_eq!(seqs(&r), expected);
+    // Without the fallback those segments' rows would be missing: the marker matters.
+    sqlite3(&path, "UPDATE meta SET value = 0 WHERE key = 'suffix_postings_from'");
+    let r = AuditReader::open(&path).unwrap();
+    assert!(seqs(&r).len() < expected.len());
+    drop(r);
+
+    // A real v2 trail: no reversed postings, no marker. Readable as it is...
+    sqlite3(
+        &path,
+        "DELETE FROM postings WHERE col IN (11, 12); DELETE FROM meta WHERE key = 'suffix_postings_from'; PRAGMA user_version = 2",
+    );
+    assert_eq!(seqs(&AuditReader::open(&path).unwrap()), expected);
+    // ...and the writer migrates it: segments from the first one it indexes have them.
+    let store = AuditStore::open(&c).unwrap();
+    for i in 400..500u64 {
+        record(&store, &ev(i, "open"));
+    }
+    store.shutdown();
+    assert_eq!(sqlite3(&path, "PRAGMA user_version").trim(), "3");
+    assert_eq!(sqlite3(&path, "SELECT value FROM meta WHERE key = 'suffix_postings_from'").trim(), "8");
+    assert!(sqlite3(&path, "SELECT count(*) FROM postings WHERE col = 11 AND seg = 8").trim() != "0");
+    let f2 = QueryFilter { path: Some("*/file4?7".into()), ..Default::default() };
+    assert_eq!(AuditReader::open(&path).unwrap().query(&f2, 0).unwrap().len(), 10);
+}
+
 #[test]
 fn retention_drops_postings_with_their_segments() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,7 +262,7 @@ fn a_real_v1_database_migrates_and_keeps_verifying() {
     }
     store.shutdown();
 
-    assert_eq!(sqlite3(&path, "PRAGMA user_version").trim(), "2");
+    assert_eq!(sqlite3(&path, "PRAGMA user_version").trim(), "3");
     assert_eq!(count("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'records_%'"), 0);
     let r = AuditReader::open(&path).unwrap();
     let rep = r.verify().unwrap();
