@@ -25,12 +25,8 @@ pub struct Event {
 
 /// RFC 3339 with nanoseconds, UTC.
 pub fn format_ts(ts_ns: u64) -> String {
-    let secs = (ts_ns / 1_000_000_000) as i64;
-    let nanos = (ts_ns % 1_000_000_000) as u32;
-    match chrono::DateTime::from_timestamp(secs, nanos) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
-        None => "1970-01-01T00:00:00.000000000Z".into(),
-    }
+    // One formatter for the event stream and the audit trail (a fast one: this runs per event).
+    audit::time::format_rfc3339_ns(ts_ns.min(i64::MAX as u64) as i64)
 }
 
 impl Event {
