@@ -231,12 +231,12 @@ impl SegBuilder {
     pub fn add_record(&mut self, seq: u64, r: &Record) {
         let off = self.begin_row(seq, r.ts_ns, r.kind);
         for (c, v) in [
-            (col::TYPE, &r.typ),
-            (col::EXE, &r.exe),
-            (col::CONTAINER, &r.container),
-            (col::PATH, &r.path),
-            (col::DADDR, &r.daddr),
-            (col::RULE, &r.rule),
+            (col::TYPE, r.typ()),
+            (col::EXE, r.exe()),
+            (col::CONTAINER, r.container()),
+            (col::PATH, r.path()),
+            (col::DADDR, r.daddr()),
+            (col::RULE, r.rule()),
         ] {
             if let Some(v) = v {
                 self.text_and_suffix(c, v.as_bytes(), off);
