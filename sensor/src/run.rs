@@ -340,7 +340,7 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
     let _ = reader.join();
     drop(synthetic_tx);
     let _ = pipeline.join();
-    let final_stats = stats();
+    let mut final_stats = stats();
     // deliver what the sinks can in a few seconds; the rest stays in the outbox
     if let Some(a) = alerter.and_then(|a| Arc::try_unwrap(a).ok()) {
         let report = rt.block_on(a.shutdown(Duration::from_secs(5)));
@@ -349,7 +349,8 @@ fn run(cfg: Config, policy: Option<policy::ReloadableEngine>, duration_secs: Opt
         }
     }
     if let Some(a) = audit.and_then(|a| Arc::try_unwrap(a).ok()) {
-        a.shutdown();
+        // after the final commit, so `written` counts everything that was accepted
+        final_stats["audit"] = serde_json::to_value(a.shutdown()).unwrap_or_default();
     }
     if admin_bound {
         let _ = std::fs::remove_file(&admin_path);

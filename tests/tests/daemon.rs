@@ -145,7 +145,10 @@ fn lost_events_are_counted_per_type_when_the_ring_buffer_overflows() {
     assert!(lost > 0 && lost != u64::MAX, "a 4 KiB ring cannot hold {OPENS} opens: {stats}");
     assert!(read != u64::MAX && read + lost >= OPENS, "every open is either delivered or counted lost: {stats}");
     let delivered = sensor.matching(|e| s(e, &["file", "path"]) == target.to_str().unwrap()).len() as u64;
-    assert_eq!(delivered, read, "everything read was written out");
+    // on a loaded machine the (debug) pipeline can fall behind: what the
+    // queue refused is counted there, nothing vanishes unaccounted
+    let queue_dropped = stats["queue_dropped_by_type"]["open"].as_u64().unwrap_or(0);
+    assert_eq!(delivered + queue_dropped, read, "everything read was written out or counted as dropped: {stats}");
 }
 
 #[test]
@@ -162,9 +165,13 @@ fn sigterm_flushes_pending_events_and_detaches() {
     // no waiting: the event is still in the kernel or the queue when SIGTERM lands
     let (status, stderr) = sensor.stop_with(libc::SIGTERM);
     assert!(status.success(), "{stderr}");
-    assert!(stderr.contains("sensor stats: "), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("sensor stats: ")).expect("stats line at exit");
+    let stats: serde_json::Value = serde_json::from_str(line.trim_start_matches("sensor stats: ")).unwrap();
     let got = sensor.matching(|e| s(e, &["file", "path"]) == marker.to_str().unwrap());
     assert_eq!(got.len(), 1, "the last event was flushed before exit");
+    // the exit stats are taken after the audit trail's last commit
+    let (accepted, written) = (u(&stats, &["audit", "accepted"]), u(&stats, &["audit", "written"]));
+    assert!(accepted > 0 && accepted != u64::MAX && written == accepted, "{stats}");
     // every program it loaded is gone once it has exited
     for id in ours {
         let st = Command::new("bpftool").args(["prog", "show", "id", &id.to_string()]).output().unwrap();
