@@ -416,6 +416,16 @@ fn main() {
         QueryFilter { path: Some("*/secret.key".into()), ..base() },
         Some(100),
     ));
+    cases.push((
+        "path (glob */needle/* : wildcards at both ends)".into(),
+        QueryFilter { path: Some("*/needle/*".into()), ..base() },
+        Some(100),
+    ));
+    cases.push((
+        "contains (text in the JSON)".into(),
+        QueryFilter { contains: Some("secret.key".into()), ..base() },
+        Some(100),
+    ));
     cases.push(("addr".into(), QueryFilter { addr: Some("203.0.113.77".into()), ..base() }, Some(100)));
     cases.push(("port".into(), QueryFilter { port: Some(31337), ..base() }, Some(100)));
     cases.push(("rule".into(), QueryFilter { rule: Some("needle_rule".into()), ..base() }, Some(100)));

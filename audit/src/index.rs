@@ -56,6 +56,20 @@ pub(crate) mod col {
     pub const EXE_REV: i64 = 12;
 }
 
+/// Bits in a segment's trigram map of one column (8 KiB).
+pub(crate) const GRAM_BITS: usize = 1 << 16;
+
+/// The bit of a 3-byte window in a trigram map.
+pub(crate) fn gram_bit(w: &[u8]) -> usize {
+    let x = u32::from(w[0]) | u32::from(w[1]) << 8 | u32::from(w[2]) << 16;
+    (x.wrapping_mul(0x9E37_79B1) >> 16) as usize & (GRAM_BITS - 1)
+}
+
+/// The bits of every 3-byte window of `v` (none for values under 3 bytes).
+pub(crate) fn gram_bits(v: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    v.windows(3).map(gram_bit)
+}
+
 /// `meta` key: the first segment number whose postings include the reversed columns.
 pub(crate) const SUFFIX_POSTINGS_FROM: &str = "suffix_postings_from";
 
@@ -166,6 +180,10 @@ pub(crate) struct SegBuilder {
     scratch: Vec<u8>,
     /// (min, max) event time per zone; (MAX, MIN) while a zone is empty.
     zones: Vec<(i64, i64)>,
+    /// Trigram maps of the distinct `path` and `exe` values: a glob with
+    /// wildcards at both ends (`*/needle/*`) skips every segment whose map
+    /// lacks one of its literal's trigrams (see `reader::candidates`).
+    grams: [Vec<u8>; 2],
 }
 
 impl SegBuilder {
@@ -178,6 +196,7 @@ impl SegBuilder {
             map: FastMap::default(),
             scratch: Vec::with_capacity(256),
             zones: vec![(i64::MAX, i64::MIN); nz],
+            grams: [vec![0u8; GRAM_BITS / 8], vec![0u8; GRAM_BITS / 8]],
         }
     }
 
@@ -194,20 +213,25 @@ impl SegBuilder {
         off
     }
 
-    /// Count the key in `scratch` at `off`; allocates only for a value new to the segment.
+    /// Count the key in `scratch` at `off`; allocates only for a value new to
+    /// the segment. Returns whether the value is new.
     #[inline]
-    fn bump(&mut self, off: u32) {
+    fn bump(&mut self, off: u32) -> bool {
         match self.map.get_mut(&self.scratch[..]) {
-            Some(v) => v.push(off),
+            Some(v) => {
+                v.push(off);
+                false
+            }
             None => {
                 self.map.insert(self.scratch.as_slice().into(), vec![off]);
+                true
             }
         }
     }
 
-    fn text(&mut self, c: i64, v: &[u8], off: u32) {
+    fn text(&mut self, c: i64, v: &[u8], off: u32) -> bool {
         text_key(&mut self.scratch, c, v);
-        self.bump(off);
+        self.bump(off)
     }
 
     fn int(&mut self, c: i64, v: i64, off: u32) {
@@ -215,14 +239,20 @@ impl SegBuilder {
         self.bump(off);
     }
 
-    /// A text value, plus its reversed form for the columns that have one.
+    /// A text value, plus its reversed form and trigrams for the columns that have them.
     fn text_and_suffix(&mut self, c: i64, v: &[u8], off: u32) {
-        self.text(c, v, off);
-        let rev = match c {
-            col::PATH => col::PATH_REV,
-            col::EXE => col::EXE_REV,
+        let new = self.text(c, v, off);
+        let (rev, map) = match c {
+            col::PATH => (col::PATH_REV, 0),
+            col::EXE => (col::EXE_REV, 1),
             _ => return,
         };
+        if new {
+            let grams = &mut self.grams[map];
+            for b in gram_bits(v) {
+                grams[b / 8] |= 1 << (b % 8);
+            }
+        }
         reversed_key(&mut self.scratch, rev, v);
         self.bump(off);
     }
@@ -325,6 +355,10 @@ impl SegBuilder {
             max_ts,
             zones
         ])?;
+        let mut gram_st = conn.prepare_cached("INSERT OR REPLACE INTO grams (seg, col, bits) VALUES (?1, ?2, ?3)")?;
+        for (c, bits) in [(col::PATH, &self.grams[0]), (col::EXE, &self.grams[1])] {
+            gram_st.execute(params![self.seg as i64, c, bits])?;
+        }
         let mut entries: Vec<(Box<[u8]>, Vec<u32>)> = self.map.into_iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut st =

@@ -87,8 +87,10 @@ fn glob_escape(s: &str) -> String {
 enum Term {
     /// Any of these values.
     Vals(Vec<SqlValue>),
-    /// Text values in [lo, lo + U+10FFFF) matching the GLOB `pat`; `lo` is the pattern's literal prefix.
-    Glob { lo: String, pat: String },
+    /// Text values in [lo, lo + U+10FFFF) matching the GLOB `pat`; `lo` is the
+    /// pattern's literal prefix. `grams`: trigram-map bits every matching
+    /// value sets (path and exe only), so a segment whose map lacks one is skipped.
+    Glob { lo: String, pat: String, grams: Vec<usize> },
     /// A glob whose literal ending is longer than its literal start: values
     /// ending in those bytes, found as a prefix of the reversed column `col`
     /// (`rev` = the ending reversed). Segments indexed before the reversed
@@ -106,6 +108,36 @@ struct Plan {
 /// The literal prefix of a GLOB pattern.
 fn glob_prefix(p: &str) -> &str {
     &p[..p.find(['*', '?', '[']).unwrap_or(p.len())]
+}
+
+/// The trigram bits of the literal runs of a GLOB pattern (`[...]` classes,
+/// `*` and `?` separate runs): every value the pattern matches contains each run.
+fn glob_grams(p: &str) -> Vec<usize> {
+    let mut bits = Vec::new();
+    let mut run: Vec<u8> = Vec::new();
+    let mut in_class = false;
+    for &b in p.as_bytes() {
+        match b {
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            _ if in_class => {}
+            b'*' | b'?' => {
+                bits.extend(crate::index::gram_bits(&run));
+                run.clear();
+            }
+            _ => run.push(b),
+        }
+        if in_class && !run.is_empty() {
+            bits.extend(crate::index::gram_bits(&run));
+            run.clear();
+        }
+    }
+    if !in_class {
+        bits.extend(crate::index::gram_bits(&run));
+    }
+    bits.sort_unstable();
+    bits.dedup();
+    bits
 }
 
 /// The literal ending of a GLOB pattern (after its last metacharacter; a
@@ -156,7 +188,8 @@ impl QueryFilter {
                 if has_glob(v) {
                     w.push(format!("{name} GLOB {a}"));
                     let (prefix, suffix) = (glob_prefix(v), glob_suffix(v));
-                    let glob = Term::Glob { lo: prefix.to_string(), pat: v.clone() };
+                    let grams = if matches!(c, col::PATH | col::EXE) { glob_grams(v) } else { Vec::new() };
+                    let glob = Term::Glob { lo: prefix.to_string(), pat: v.clone(), grams };
                     let rev_col = match c {
                         col::PATH => Some(col::PATH_REV),
                         col::EXE => Some(col::EXE_REV),
@@ -181,7 +214,7 @@ impl QueryFilter {
             let pat = format!("{}*", glob_escape(c));
             let a = bind(&mut p, SqlValue::Text(pat.clone()));
             w.push(format!("container GLOB {a}"));
-            terms.push((col::CONTAINER, Term::Glob { lo: c.clone(), pat }));
+            terms.push((col::CONTAINER, Term::Glob { lo: c.clone(), pat, grams: Vec::new() }));
         }
         if let Some(v) = self.port {
             let a = bind(&mut p, SqlValue::Integer(v as i64));
@@ -414,6 +447,8 @@ pub struct AuditReader {
     path: PathBuf,
     /// First segment with reversed-column postings (`i64::MAX`: none).
     suffix_from: i64,
+    /// The file has trigram maps (v3; a v2 file is read without them).
+    has_grams: bool,
 }
 
 impl AuditReader {
@@ -424,7 +459,13 @@ impl AuditReader {
             Some(rusqlite::types::Value::Integer(s)) => s,
             _ => i64::MAX,
         };
-        Ok(AuditReader { conn, path: path.to_path_buf(), suffix_from })
+        let has_grams = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'grams'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(sql_err(path))?
+            > 0;
+        Ok(AuditReader { conn, path: path.to_path_buf(), suffix_from, has_grams })
     }
 
     pub fn path(&self) -> &Path {
@@ -498,6 +539,22 @@ impl AuditReader {
         rows.collect()
     }
 
+    /// Whether the segment's trigram map of `col` has every bit in `bits`
+    /// (true when the segment has no map: written before maps existed).
+    fn may_contain(&self, seg: i64, col: i64, bits: &[usize]) -> rusqlite::Result<bool> {
+        if !self.has_grams {
+            return Ok(true);
+        }
+        let mut st = self.conn.prepare_cached("SELECT bits FROM grams WHERE seg = ?1 AND col = ?2")?;
+        let mut rows = st.query(rusqlite::params![seg, col])?;
+        let Some(r) = rows.next()? else { return Ok(true) };
+        let rusqlite::types::ValueRef::Blob(map) = r.get_ref(0)? else { return Ok(true) };
+        if map.len() * 8 != crate::index::GRAM_BITS {
+            return Ok(true);
+        }
+        Ok(bits.iter().all(|&b| map[b / 8] & (1 << (b % 8)) != 0))
+    }
+
     /// Positions (as seqs) in a segment matching every term.
     fn candidates(&self, seg: &SegInfo, terms: &[(i64, Term)]) -> rusqlite::Result<Vec<i64>> {
         let mut acc: Option<Vec<u32>> = None;
@@ -529,7 +586,11 @@ impl AuditReader {
                     }
                     vals.len()
                 }
-                Term::Glob { lo, pat } => {
+                Term::Glob { lo, pat, grams } => {
+                    if !grams.is_empty() && !self.may_contain(seg.seg, *c, grams)? {
+                        acc = Some(Vec::new());
+                        break;
+                    }
                     let mut st = self.conn.prepare_cached(
                         "SELECT seqs FROM postings WHERE seg = ?1 AND col = ?2 AND val >= ?3 AND val < ?4 AND val GLOB ?5",
                     )?;

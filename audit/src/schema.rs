@@ -112,9 +112,17 @@ CREATE TABLE meta (
     // v3: postings of `path` and `exe` reversed (cols 11 and 12, see `index.rs`)
     // so globs with a leading wildcard are range seeks. Segments already stored
     // do not have them; readers use the plain glob there.
+    // Also a trigram map per segment of the distinct path and exe values, for
+    // globs with wildcards at both ends; segments without one are scanned.
     r#"
 INSERT OR REPLACE INTO meta (key, value)
     SELECT 'suffix_postings_from', coalesce(max(seg) + 1, 0) FROM segments;
+CREATE TABLE grams (
+    seg  INTEGER NOT NULL,
+    col  INTEGER NOT NULL,          -- 3 exe, 5 path
+    bits BLOB NOT NULL,             -- 65536-bit map of the trigrams of the segment's distinct values
+    PRIMARY KEY (seg, col)
+) WITHOUT ROWID;
 "#,
 ];
 

@@ -934,6 +934,7 @@ impl Writer {
         // Segments wholly before the new first record.
         let dead = seg_of(new_first, self.seg_rows) as i64;
         tx.execute("DELETE FROM postings WHERE seg < ?1", [dead])?;
+        tx.execute("DELETE FROM grams WHERE seg < ?1", [dead])?;
         tx.execute("DELETE FROM segments WHERE seg < ?1", [dead])?;
         let (old_first, old_anchor) = (self.first_seq, self.anchor);
         self.first_seq = new_first;

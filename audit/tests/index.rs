@@ -42,6 +42,12 @@ fn filters() -> Vec<QueryFilter> {
         QueryFilter { path: Some("*e1?3".into()), ..d() },
         QueryFilter { path: Some("*[0-9]7".into()), types: vec!["open".into()], ..d() },
         QueryFilter { path: Some("*/nothing/ends/like/this".into()), ..d() },
+        // Wildcards at both ends: segments are skipped by their trigram maps.
+        QueryFilter { path: Some("*file12*".into()), ..d() },
+        QueryFilter { path: Some("*/etc/*".into()), ..d() },
+        QueryFilter { path: Some("*e[0-9]1?*".into()), ..d() },
+        QueryFilter { exe: Some("*local*".into()), ..d() },
+        QueryFilter { path: Some("*zzz*".into()), ..d() },
         QueryFilter { container: Some("abcdef".into()), ..d() },
         QueryFilter { container: Some("abcdef0123456789".into()), ..d() },
         QueryFilter { path: Some("/etc/file1?".into()), ..d() },
@@ -130,6 +136,44 @@ fn postings_answer_exactly_like_a_scan() {
     assert_eq!(a.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len(), 188);
 }
 
+/// A glob with wildcards at both ends reads only the segments whose trigram
+/// map holds its literal's trigrams: blank one segment's map and its row is
+/// no longer found (so the maps are really consulted), while the untouched
+/// maps never hide a row (the scan-equivalence test above).
+#[test]
+fn trigram_maps_decide_which_segments_a_contains_glob_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut c = cfg(&path);
+    c.index_segment_rows = 50;
+    let store = AuditStore::open(&c).unwrap();
+    for i in 0..300u64 {
+        record(&store, &ev(i, "open"));
+    }
+    store.shutdown();
+    // 6 complete segments, each with a map for path and for exe.
+    assert_eq!(sqlite3(&path, "SELECT count(*), count(DISTINCT seg) FROM grams").trim(), "12|6");
+    let f = QueryFilter { path: Some("*ile12*".into()), ..Default::default() };
+    let ns = |r: &AuditReader| -> Vec<u64> {
+        let mut v: Vec<u64> = r
+            .query(&f, 0)
+            .unwrap()
+            .iter()
+            .map(|x| serde_json::from_str::<Value>(&x.json).unwrap()["n"].as_u64().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let expected: Vec<u64> = std::iter::once(12).chain(120..130).collect();
+    assert_eq!(ns(&AuditReader::open(&path).unwrap()), expected);
+    // Rows 120..129 are seqs 121..130: segment 2. Blank its path map.
+    sqlite3(&path, "UPDATE grams SET bits = zeroblob(8192) WHERE seg = 2 AND col = 5");
+    assert_eq!(ns(&AuditReader::open(&path).unwrap()), vec![12]);
+    // A segment without a map (older trail) is read.
+    sqlite3(&path, "DELETE FROM grams WHERE seg = 2");
+    assert_eq!(ns(&AuditReader::open(&path).unwrap()), expected);
+}
+
 /// Segments stored before the reversed columns existed (a v2 trail) have no
 /// postings by ending; a leading-wildcard glob falls back to the plain glob
 /// there and still finds every row.
@@ -173,7 +217,7 @@ fn globs_by_ending_also_cover_segments_indexed_without_them() {
     // A real v2 trail: no reversed postings, no marker. Readable as it is...
     sqlite3(
         &path,
-        "DELETE FROM postings WHERE col IN (11, 12); DELETE FROM meta WHERE key = 'suffix_postings_from'; PRAGMA user_version = 2",
+        "DELETE FROM postings WHERE col IN (11, 12); DELETE FROM meta WHERE key = 'suffix_postings_from'; DROP TABLE grams; PRAGMA user_version = 2",
     );
     assert_eq!(seqs(&AuditReader::open(&path).unwrap()), expected);
     // ...and the writer migrates it: segments from the first one it indexes have them.
@@ -215,6 +259,7 @@ fn retention_drops_postings_with_their_segments() {
     // Segments 0..9 (seq 1..1000) are gone with their postings; 10 (1001..1100) stays.
     assert_eq!(sqlite3(&path, "SELECT min(seg), count(*) FROM segments").trim(), "10|1");
     assert_eq!(sqlite3(&path, "SELECT count(*) FROM postings WHERE seg < 10").trim(), "0");
+    assert_eq!(sqlite3(&path, "SELECT count(*) FROM grams WHERE seg < 10").trim(), "0");
     let r = AuditReader::open(&path).unwrap();
     assert!(r.verify().unwrap().ok());
     assert_eq!(r.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len(), 150);
