@@ -136,6 +136,27 @@ fn postings_answer_exactly_like_a_scan() {
     assert_eq!(a.query(&QueryFilter { types: vec!["exec".into()], ..Default::default() }, 0).unwrap().len(), 188);
 }
 
+/// A trail of `n` open events (`ev(i, "open")`) in segments of `seg_rows`.
+fn opens_trail(path: &std::path::Path, n: u64, seg_rows: u64) -> audit::AuditConfig {
+    let mut c = cfg(path);
+    c.index_segment_rows = seg_rows;
+    let store = AuditStore::open(&c).unwrap();
+    for i in 0..n {
+        record(&store, &ev(i, "open"));
+    }
+    store.shutdown();
+    c
+}
+
+/// The `n` of every event the filter finds, in chain order.
+fn event_numbers(r: &AuditReader, f: &QueryFilter) -> Vec<u64> {
+    r.query(f, 0)
+        .unwrap()
+        .iter()
+        .map(|x| serde_json::from_str::<Value>(&x.json).unwrap()["n"].as_u64().unwrap())
+        .collect()
+}
+
 /// A glob with wildcards at both ends reads only the segments whose trigram
 /// map holds its literal's trigrams: blank one segment's map and its row is
 /// no longer found (so the maps are really consulted), while the untouched
@@ -144,26 +165,11 @@ fn postings_answer_exactly_like_a_scan() {
 fn trigram_maps_decide_which_segments_a_contains_glob_reads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
-    let mut c = cfg(&path);
-    c.index_segment_rows = 50;
-    let store = AuditStore::open(&c).unwrap();
-    for i in 0..300u64 {
-        record(&store, &ev(i, "open"));
-    }
-    store.shutdown();
+    opens_trail(&path, 300, 50);
     // 6 complete segments, each with a map for path and for exe.
     assert_eq!(sqlite3(&path, "SELECT count(*), count(DISTINCT seg) FROM grams").trim(), "12|6");
     let f = QueryFilter { path: Some("*ile12*".into()), ..Default::default() };
-    let ns = |r: &AuditReader| -> Vec<u64> {
-        let mut v: Vec<u64> = r
-            .query(&f, 0)
-            .unwrap()
-            .iter()
-            .map(|x| serde_json::from_str::<Value>(&x.json).unwrap()["n"].as_u64().unwrap())
-            .collect();
-        v.sort();
-        v
-    };
+    let ns = |r: &AuditReader| event_numbers(r, &f);
     let expected: Vec<u64> = std::iter::once(12).chain(120..130).collect();
     assert_eq!(ns(&AuditReader::open(&path).unwrap()), expected);
     // Rows 120..129 are seqs 121..130: segment 2. Blank its path map.
@@ -181,22 +187,10 @@ fn trigram_maps_decide_which_segments_a_contains_glob_reads() {
 fn globs_by_ending_also_cover_segments_indexed_without_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
-    let mut c = cfg(&path);
-    c.index_segment_rows = 50;
-    let store = AuditStore::open(&c).unwrap();
-    for i in 0..400u64 {
-        record(&store, &ev(i, "open"));
-    }
-    store.shutdown();
+    let c = opens_trail(&path, 400, 50);
     let f = QueryFilter { path: Some("*/file1?7".into()), ..Default::default() };
     let expected: Vec<u64> = (0..400u64).filter(|i| (100..200).contains(i) && i % 10 == 7).collect();
-    let seqs = |r: &AuditReader| -> Vec<u64> {
-        r.query(&f, 0)
-            .unwrap()
-            .iter()
-            .map(|x| serde_json::from_str::<Value>(&x.json).unwrap()["n"].as_u64().unwrap())
-            .collect()
-    };
+    let seqs = |r: &AuditReader| event_numbers(r, &f);
     let r = AuditReader::open(&path).unwrap();
     assert!(r.explain(&f, 0).unwrap().contains("postings on path (by ending)"), "{}", r.explain(&f, 0).unwrap());
     assert_eq!(seqs(&r), expected);
